@@ -1,0 +1,196 @@
+"""The `embbert` command.
+
+Every command takes --json: one JSON object on stdout, progress on stderr.
+A problem with the input is one line on stderr and exit code 2.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .console import err, out
+from .errors import UserError
+
+app = typer.Typer(
+    help="Train EmbBERT, a 2 MB text classifier, and prove it on a microcontroller.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
+OutOpt = typer.Option(..., "--out", help="Run directory to write.")
+ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run in --out.")
+ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
+PresetOpt = typer.Option("paper", "--preset", help="paper: the full recipe; smoke: a < 2 min run for tests.")
+SeedOpt = typer.Option(0, "--seed", help="Seed for data order, masking and init: same seed, same result.")
+
+
+def _emit(as_json: bool, obj: dict, table: Table | None = None) -> None:
+    if as_json:
+        out.print_json(json.dumps(obj))
+    elif table is not None:
+        out.print(table)
+    else:
+        for k, v in obj.items():
+            if not isinstance(v, (list, dict)):
+                out.print(f"{k}: {v}")
+
+
+@app.command()
+def models(as_json: bool = JsonOpt):
+    """List the model presets with their size and memory (paper accounting)."""
+    from .memory import memory_report
+    from .presets import PRESETS
+
+    rows = [memory_report(cfg) for cfg in PRESETS.values()]
+    table = Table("model", "family", "params", "fp32 total", "int8 total", title="model presets")
+    for cfg, r in zip(PRESETS.values(), rows):
+        table.add_row(cfg.name, cfg.family, f"{r.params:,}", f"{r.total_bytes_fp32 / 1e6:.2f} MB",
+                      f"{r.total_bytes_int8 / 1e3:.0f} kB")
+    _emit(as_json, {"models": [r.model_dump() | {"family": c.family} for c, r in zip(PRESETS.values(), rows)]}, table)
+
+
+@app.command()
+def memory(model: str = typer.Argument(..., help="A model preset (see `embbert models`)."), as_json: bool = JsonOpt):
+    """The paper's memory accounting: weights + L^2 attention map + 2*L*d activations."""
+    from .memory import memory_report
+    from .presets import get_preset
+
+    r = memory_report(get_preset(model))
+    table = Table("", "fp32", "int8", title=f"{model}: {r.params:,} parameters (classifier head excluded)")
+    table.add_row("weights", f"{r.weights_bytes_fp32:,} B", f"{r.weights_bytes_int8:,} B")
+    table.add_row("activations (peak)", f"{r.activation_bytes_fp32:,} B", f"{r.activation_bytes_int8:,} B")
+    table.add_row("total", f"{r.total_bytes_fp32:,} B ({r.total_bytes_fp32 / 1e6:.2f} MB)",
+                  f"{r.total_bytes_int8:,} B ({r.total_bytes_int8 / 1e3:.0f} kB)")
+    _emit(as_json, r.model_dump(), table)
+
+
+@app.command()
+def tokenizer(
+    vocab: int = typer.Option(8192, "--vocab", help="Vocabulary size, specials included."),
+    preset: str = PresetOpt,
+    encode_text: Optional[str] = typer.Option(None, "--encode", help="Show the ids of this text."),
+    as_json: bool = JsonOpt,
+):
+    """Train (or show the cached) BPE tokenizer of the pretraining corpus."""
+    from .tokenizer import encode, sha256_file
+
+    tok, path = _tokenizer(vocab, preset)
+    info = {"path": str(path), "vocab_size": tok.get_vocab_size(), "sha256": sha256_file(path)}
+    if encode_text is not None:
+        ids = encode(tok, [encode_text], 10**9)[0]
+        info |= {"ids": ids, "tokens": [tok.id_to_token(i) for i in ids]}
+    _emit(as_json, info)
+
+
+def _tokenizer(vocab: int, preset: str):
+    from .tokenizer import default_tokenizer
+    from .train.plan import SMOKE_CORPUS_CHARS
+
+    limit = SMOKE_CORPUS_CHARS if preset == "smoke" else None
+    if preset not in ("paper", "smoke"):
+        raise UserError(f"unknown preset {preset!r}; known presets: paper, smoke")
+    return default_tokenizer(vocab, limit_chars=limit)
+
+
+@app.command()
+def pretrain(
+    model: str = typer.Option("embbert", "--model", help="A model preset (see `embbert models`)."),
+    out_dir: Path = OutOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's)."),
+    preset: str = PresetOpt,
+    seed: int = SeedOpt,
+    resume: bool = ResumeOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+):
+    """Masked-language-model pretraining (15 %) on the offline corpus."""
+    from .presets import get_preset
+    from .train.plan import pretrain_plan
+    from .train.pretrain import pretrain as run_pretrain
+    from .train.rundir import prepare_out_dir
+
+    cfg = get_preset(model)
+    plan = pretrain_plan(preset, steps=steps, seed=seed)
+    _check_resume(out_dir, resume, {"kind": "pretrain", "model": cfg.model_dump(), "plan": plan.model_dump()})
+    _, tok_path = _tokenizer(cfg.vocab_size, preset)
+    prepare_out_dir(out_dir, resume=resume, force=force)
+    summary = run_pretrain(cfg, plan, tok_path, out_dir, resume)
+    _emit(as_json, summary | {"out": str(out_dir)})
+
+
+@app.command()
+def train(
+    model: str = typer.Option("embbert", "--model", help="A model preset (see `embbert models`)."),
+    task: Optional[str] = typer.Option(None, "--task", help="A built-in task: sms_spam, news20, rt_reviews, trec_questions, vader_movies."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Your own CSV, TSV or JSONL file instead of --task."),
+    text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
+    label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
+    pair_col: Optional[str] = typer.Option(None, "--pair-col", help="With --data: a second text column (pair tasks)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="A pretraining run directory to start from."),
+    out_dir: Path = OutOpt,
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
+    preset: str = PresetOpt,
+    seed: int = SeedOpt,
+    resume: bool = ResumeOpt,
+    force: bool = ForceOpt,
+    as_json: bool = JsonOpt,
+):
+    """Fine-tune a classifier; writes checkpoint.pt and metrics.json (test accuracy, per class)."""
+    from .data import load_file, load_task
+    from .presets import get_preset
+    from .train.finetune import finetune, load_backbone
+    from .train.plan import finetune_plan
+    from .train.rundir import TOKENIZER_JSON, prepare_out_dir
+
+    cfg = get_preset(model)
+    plan = finetune_plan(preset, epochs=epochs, limit=limit, seed=seed)
+    if (task is None) == (data is None):
+        raise UserError("give exactly one of --task NAME or --data FILE")
+    if data is not None:
+        if not text_col or not label_col:
+            raise UserError("--data needs --text-col and --label-col")
+        dataset = load_file(data, text_col, label_col, seed=seed, text_pair_col=pair_col, limit=plan.limit)
+    else:
+        dataset = load_task(task, seed=seed, limit=plan.limit)
+    if init is not None:
+        load_backbone(init, cfg)  # fail now, before anything is written
+        tok_path = init / TOKENIZER_JSON
+    else:
+        _, tok_path = _tokenizer(cfg.vocab_size, preset)
+    _check_resume(out_dir, resume, {"kind": "train", "model": cfg.model_dump(), "plan": plan.model_dump(),
+                                    "task": dataset.name})
+    prepare_out_dir(out_dir, resume=resume, force=force)
+    metrics = finetune(cfg, dataset, plan, tok_path, out_dir, resume, init)
+    table = Table("label", "precision", "recall", "f1", "support",
+                  title=f"{cfg.name} on {dataset.name}: test accuracy {metrics['test_accuracy']:.4f}")
+    for name, m in metrics["per_class"].items():
+        table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1-score']:.3f}", str(int(m["support"])))
+    _emit(as_json, metrics | {"out": str(out_dir)}, table)
+
+
+def _check_resume(out_dir: Path, resume: bool, expected: dict) -> None:
+    """--resume must continue the same run: same kind, model, plan (and task)."""
+    from .train.rundir import RUN_JSON, read_json
+
+    if not resume or not (out_dir / RUN_JSON).exists():
+        return
+    saved = read_json(out_dir / RUN_JSON)
+    for key, value in expected.items():
+        if saved.get(key) != value:
+            raise UserError(f"--resume: {out_dir} was started with a different {key}; "
+                            f"rerun with the original options or use --force to start over")
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(e.exit_code)

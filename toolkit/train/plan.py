@@ -1,0 +1,73 @@
+"""Training plans: every knob of a run, saved in run.json.
+
+`paper` follows the paper's recipe where this machine allows it (see README);
+`smoke` shortens data and steps so any run ends in well under 2 minutes, for
+tests and CI. A preset never changes the model's shape.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import UserError
+
+Preset = Literal["paper", "smoke"]
+
+
+class PretrainPlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(2000, gt=0, description="optimizer steps")
+    batch_size: int = Field(32, gt=0, description="sequences per step (paper: 32)")
+    seq_len: int = Field(128, gt=2, description="tokens per pretraining sequence, [CLS]/[SEP] included")
+    lr: float = Field(2e-4, gt=0, description="peak AdamW learning rate (paper: 2e-4)")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay (paper: 0.05)")
+    warmup_steps: int = Field(100, ge=0, description="linear warm-up, then linear decay to 0")
+    mask_rate: float = Field(0.15, gt=0, lt=1, description="share of word tokens to predict (paper: 15 %)")
+    corpus_chars: int | None = Field(None, description="cap on pretraining text (None = all of it)")
+    checkpoint_every: int = Field(200, gt=0, description="steps between resume checkpoints")
+    seed: int = 0
+
+
+class FinetunePlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(10, gt=0, description="passes over the training part (paper: 10)")
+    batch_size: int = Field(32, gt=0, description="sentences per step (paper: 32)")
+    lr: float = Field(1e-4, gt=0, description="peak AdamW learning rate (paper: 5e-5 or 1e-4)")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(100, ge=0, description="linear warm-up, then linear decay to 0")
+    limit: int | None = Field(None, description="cap on examples per split part (None = all)")
+    checkpoint_every: int = Field(200, gt=0, description="steps between resume checkpoints")
+    seed: int = 0
+
+
+SMOKE_CORPUS_CHARS = 400_000  # also caps the smoke tokenizer's training text
+
+_PRETRAIN = {
+    "paper": {},
+    "smoke": dict(steps=30, seq_len=64, warmup_steps=5, corpus_chars=SMOKE_CORPUS_CHARS, checkpoint_every=10),
+}
+_FINETUNE = {
+    "paper": {},
+    "smoke": dict(epochs=2, limit=200, warmup_steps=5, checkpoint_every=5),
+}
+
+
+def pretrain_plan(preset: str, **overrides) -> PretrainPlan:
+    return PretrainPlan(**{**_pick(_PRETRAIN, preset), **_given(overrides)})
+
+
+def finetune_plan(preset: str, **overrides) -> FinetunePlan:
+    return FinetunePlan(**{**_pick(_FINETUNE, preset), **_given(overrides)})
+
+
+def _pick(table: dict, preset: str) -> dict:
+    if preset not in table:
+        raise UserError(f"unknown preset {preset!r}; known presets: {', '.join(table)}")
+    return dict(table[preset])
+
+
+def _given(overrides: dict) -> dict:
+    """Options the user left out arrive as None and keep the preset's value."""
+    return {k: v for k, v in overrides.items() if v is not None}

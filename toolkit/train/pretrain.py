@@ -1,0 +1,77 @@
+"""Masked-language-model pretraining on the offline corpus.
+
+    embbert pretrain --model embbert --out runs/pre
+
+Next-sentence prediction is left out: the packed windows cross document
+boundaries, and the paper's downstream tasks are single sentences.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..config import ModelConfig
+from ..console import err
+from ..data import pretraining_texts
+from ..models import MaskedLM, count_params
+from . import rundir
+from .batches import batch_indices, chunk_documents, generator, mask_tokens, pad
+from .loop import LoopSettings, fit
+from .plan import PretrainPlan
+
+
+def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Path, resume: bool) -> dict:
+    """Pretrain `cfg` with MLM; write run.json, tokenizer.json, checkpoint.pt. Returns a summary."""
+    from ..tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    seq_len = min(plan.seq_len, cfg.max_len)
+    err.print(f"tokenizing the pretraining corpus ({'all' if plan.corpus_chars is None else f'{plan.corpus_chars:,} chars'}) ...")
+    docs = [e.ids for e in tok.encode_batch(pretraining_texts(plan.corpus_chars), add_special_tokens=False)]
+    windows = chunk_documents(docs, seq_len)
+    err.print(f"{len(windows):,} windows of up to {seq_len} tokens from {len(docs):,} documents")
+
+    run = {
+        "kind": "pretrain",
+        "model": cfg.model_dump(),
+        "plan": plan.model_dump(),
+        "corpus": {"documents": len(docs), "windows": len(windows), "tokens": sum(map(len, docs))},
+        "embbert_toolkit": __version__,
+    }
+    rundir.write_json(out / rundir.RUN_JSON, run)
+    rundir.copy_file(tokenizer_path, out / rundir.TOKENIZER_JSON)
+
+    model = MaskedLM(cfg)
+
+    def loss_at(step: int):
+        idx = batch_indices(len(windows), plan.batch_size, plan.seed, step)
+        ids = pad([windows[i] for i in idx])  # (B, T)
+        inputs, targets = mask_tokens(ids, cfg.vocab_size, generator(plan.seed, 1, step), plan.mask_rate)
+        picked = targets != -100  # (B, T)
+        loss = F.cross_entropy(model(inputs, picked), targets[picked])  # logits (N, V)
+        return loss, int((ids != 0).sum())
+
+    settings = LoopSettings(
+        steps=plan.steps, lr=plan.lr, weight_decay=plan.weight_decay, warmup_steps=plan.warmup_steps,
+        checkpoint_every=plan.checkpoint_every, seed=plan.seed, description="pretrain (MLM)",
+    )
+    state = fit(model, loss_at, settings, out, run, resume)
+
+    summary = {
+        "model": cfg.name,
+        "params": count_params(model.backbone),
+        "steps": state.step,
+        "final_loss": state.losses[-1][1] if state.losses else None,
+        "tokens": state.tokens,
+        "wall_time_s": round(state.seconds, 2),
+        "tokens_per_s": round(state.tokens / max(state.seconds, 1e-9), 1),
+        "losses": state.losses,
+    }
+    rundir.write_torch(out / rundir.CHECKPOINT, {
+        "config": cfg.model_dump(), "kind": "mlm", "state_dict": model.state_dict(), "run": json.loads(json.dumps(run)),
+    })
+    rundir.write_json(out / "pretrain.json", summary)
+    return summary
