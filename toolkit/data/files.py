@@ -1,0 +1,130 @@
+"""A user's own labelled data: CSV, TSV (GLUE format included) or JSONL.
+
+Every problem the user can fix is a one-line UserError naming the file and,
+where it helps, the line; nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from embbert.data.examples import Example, TaskData, split_80_10_10
+from embbert.errors import UserError
+
+# GLUE's .tsv files are not CSV-quoted (MNLI sentences contain bare quote
+# marks), so tab-separated files are read with quoting off; .csv files follow
+# the usual CSV quoting rules.
+_TABULAR = {".csv": {}, ".tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE}}
+_TABULAR[".tab"] = _TABULAR[".tsv"]
+SUPPORTED_EXTENSIONS = (*_TABULAR, ".jsonl")
+
+
+def _read_utf8(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"data file not found: {path}") from None
+    except OSError as error:
+        raise UserError(f"cannot read data file {path}: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8-sig")  # -sig: spreadsheet exports often start with a BOM
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not UTF-8 (invalid byte at offset {error.start}); re-save it as UTF-8") from None
+    if not text.strip():
+        raise UserError(f"data file is empty: {path}")
+    return text
+
+
+def _missing_column(path: Path, column: str, columns, where: str = "") -> UserError:
+    found = ", ".join(repr(c) for c in columns) or "none"
+    return UserError(f"column {column!r} not found in {path}{where}; columns are: {found}")
+
+
+def _field(path: Path, line: int, column: str, value) -> str:
+    """A text or label cell as a non-empty string."""
+    if isinstance(value, (dict, list)) or value is None:
+        raise UserError(f"{path} line {line}: column {column!r} must be a string or number, got {json.dumps(value)}")
+    text = str(value).strip()
+    if not text:
+        raise UserError(f"{path} line {line}: column {column!r} is empty")
+    return text
+
+
+def _example(path: Path, line: int, row: dict, columns: tuple[str, str, str | None]) -> Example:
+    text_col, label_col, pair_col = columns
+    pair = _field(path, line, pair_col, row[pair_col]) if pair_col else None
+    return Example(_field(path, line, text_col, row[text_col]), _field(path, line, label_col, row[label_col]), pair)
+
+
+def _read_tabular(path: Path, text: str, columns: tuple[str, str, str | None], dialect: dict) -> list[Example]:
+    reader = csv.reader(io.StringIO(text, newline=""), **dialect)
+    try:
+        header = [name.strip() for name in next(reader)]
+        for column in columns:
+            if column and column not in header:
+                raise _missing_column(path, column, header)
+        examples = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise UserError(
+                    f"{path} line {reader.line_num}: {len(cells)} fields, but the header has {len(header)}"
+                )
+            examples.append(_example(path, reader.line_num, dict(zip(header, cells)), columns))
+    except csv.Error as error:
+        raise UserError(f"{path} line {reader.line_num} is not valid {path.suffix[1:].upper()}: {error}") from None
+    return examples
+
+
+def _read_jsonl(path: Path, text: str, columns: tuple[str, str, str | None]) -> list[Example]:
+    examples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path} line {number} is not valid JSON: {error.msg}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path} line {number} is not a JSON object")
+        for column in columns:
+            if column and column not in row:
+                raise _missing_column(path, column, row, where=f" line {number}")
+        examples.append(_example(path, number, row, columns))
+    return examples
+
+
+def load_file(
+    path,
+    text_col: str,
+    label_col: str,
+    seed: int = 0,
+    text_pair_col: str | None = None,
+    limit: int | None = None,
+) -> TaskData:
+    """Load a user's labelled file and split it like a packaged task.
+
+    ``.csv`` (CSV quoting), ``.tsv``/``.tab`` (GLUE-style, header row, no
+    quoting) or ``.jsonl`` (one JSON object per line). ``text_pair_col``
+    names the second sentence of pair tasks such as MRPC or MNLI.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise UserError(
+            f"unsupported data file type {suffix or '(no extension)'!r} for {path}; "
+            f"use one of: {', '.join(SUPPORTED_EXTENSIONS)}"
+        )
+    text = _read_utf8(path)
+    columns = (text_col, label_col, text_pair_col)
+    if suffix == ".jsonl":
+        examples = _read_jsonl(path, text, columns)
+    else:
+        examples = _read_tabular(path, text, columns, _TABULAR[suffix])
+    if not examples:
+        raise UserError(f"{path} has no data rows")
+    return split_80_10_10(path.stem, str(path), examples, seed, limit)
