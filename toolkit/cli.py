@@ -132,6 +132,8 @@ def train(
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
     pair_col: Optional[str] = typer.Option(None, "--pair-col", help="With --data: a second text column (pair tasks)."),
+    test_data: Optional[Path] = typer.Option(
+        None, "--test-data", help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
     init: Optional[Path] = typer.Option(None, "--init", help="A pretraining run directory to start from."),
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
@@ -153,10 +155,13 @@ def train(
     plan = finetune_plan(preset, epochs=epochs, limit=limit, seed=seed)
     if (task is None) == (data is None):
         raise UserError("give exactly one of --task NAME or --data FILE")
+    if test_data is not None and data is None:
+        raise UserError("--test-data goes with --data")
     if data is not None:
         if not text_col or not label_col:
             raise UserError("--data needs --text-col and --label-col")
-        dataset = load_file(data, text_col, label_col, seed=seed, text_pair_col=pair_col, limit=plan.limit)
+        dataset = load_file(data, text_col, label_col, seed=seed, text_pair_col=pair_col, limit=plan.limit,
+                            test_path=test_data)
     else:
         dataset = load_task(task, seed=seed, limit=plan.limit)
     if init is not None:
@@ -192,5 +197,6 @@ def main() -> None:
     try:
         app()
     except UserError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        # soft_wrap: one line whatever the terminal width, so scripts can grep it.
+        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(e.exit_code)

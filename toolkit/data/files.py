@@ -11,7 +11,7 @@ import io
 import json
 from pathlib import Path
 
-from embbert.data.examples import Example, TaskData, split_80_10_10
+from embbert.data.examples import Example, TaskData, split_80_10_10, split_official
 from embbert.errors import UserError
 
 # GLUE's .tsv files are not CSV-quoted (MNLI sentences contain bare quote
@@ -105,14 +105,28 @@ def load_file(
     seed: int = 0,
     text_pair_col: str | None = None,
     limit: int | None = None,
+    test_path=None,
 ) -> TaskData:
     """Load a user's labelled file and split it like a packaged task.
 
     ``.csv`` (CSV quoting), ``.tsv``/``.tab`` (GLUE-style, header row, no
     quoting) or ``.jsonl`` (one JSON object per line). ``text_pair_col``
     names the second sentence of pair tasks such as MRPC or MNLI.
+
+    With ``test_path`` (e.g. GLUE's dev.tsv beside train.tsv) that file is the
+    test part, as an official split: val is carved from ``path`` alone.
     """
+    columns = (text_col, label_col, text_pair_col)
     path = Path(path)
+    examples = _read_examples(path, columns)
+    if test_path is None:
+        return split_80_10_10(path.stem, str(path), examples, seed, limit)
+    test_path = Path(test_path)
+    source = f"{path} (test: {test_path})"
+    return split_official(path.stem, source, examples, _read_examples(test_path, columns), seed, limit)
+
+
+def _read_examples(path: Path, columns: tuple[str, str, str | None]) -> list[Example]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise UserError(
@@ -120,11 +134,10 @@ def load_file(
             f"use one of: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
     text = _read_utf8(path)
-    columns = (text_col, label_col, text_pair_col)
     if suffix == ".jsonl":
         examples = _read_jsonl(path, text, columns)
     else:
         examples = _read_tabular(path, text, columns, _TABULAR[suffix])
     if not examples:
         raise UserError(f"{path} has no data rows")
-    return split_80_10_10(path.stem, str(path), examples, seed, limit)
+    return examples

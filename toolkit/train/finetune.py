@@ -54,6 +54,7 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
     rundir.write_json(out / rundir.RUN_JSON, run)
     rundir.copy_file(tokenizer_path, out / rundir.TOKENIZER_JSON)
 
+    torch.manual_seed(plan.seed)  # the initial weights depend on the seed alone
     model = Classifier(cfg, len(data.labels))
     if init is not None:
         model.backbone.load_state_dict(load_backbone(init, cfg))

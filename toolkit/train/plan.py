@@ -19,7 +19,7 @@ class PretrainPlan(BaseModel):
 
     steps: int = Field(2000, gt=0, description="optimizer steps")
     batch_size: int = Field(32, gt=0, description="sequences per step (paper: 32)")
-    seq_len: int = Field(128, gt=2, description="tokens per pretraining sequence, [CLS]/[SEP] included")
+    seq_len: int = Field(256, gt=2, description="tokens per pretraining sequence, [CLS]/[SEP] included")
     lr: float = Field(2e-4, gt=0, description="peak AdamW learning rate (paper: 2e-4)")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay (paper: 0.05)")
     warmup_steps: int = Field(100, ge=0, description="linear warm-up, then linear decay to 0")

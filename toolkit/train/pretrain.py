@@ -44,6 +44,7 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
     rundir.write_json(out / rundir.RUN_JSON, run)
     rundir.copy_file(tokenizer_path, out / rundir.TOKENIZER_JSON)
 
+    torch.manual_seed(plan.seed)  # the initial weights depend on the seed alone
     model = MaskedLM(cfg)
 
     def loss_at(step: int):

@@ -88,7 +88,8 @@ def read_torch(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
-        raise UserError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})".splitlines()[0]) from None
+        reason = str(e).split(". ")[0].splitlines()[0] if str(e) else ""
+        raise UserError(f"{path} is not a readable checkpoint ({type(e).__name__}: {reason})") from None
     if not isinstance(obj, dict) or "config" not in obj or "state_dict" not in obj:
         raise UserError(f"{path} is not an embbert checkpoint (no config/state_dict)")
     return obj

@@ -1,0 +1,22 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """One tokenizer cache for the whole session, never the user's own."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["EMBBERT_CACHE"] = str(path)
+    return path
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real `embbert` entry point in a subprocess (real exit codes, real stderr)."""
+    cmd = [sys.executable, "-c", "from embbert.cli import main; main()", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"embbert {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
