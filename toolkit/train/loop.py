@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ..console import progress
+from ..console import progress_bar
 from .batches import generator
 from .rundir import RESUME, read_torch, write_torch
 
@@ -68,8 +68,7 @@ def fit(
         state = _load(out / RESUME, model, opt, sched)
 
     status, span_loss, span_n = "", 0.0, 0
-    with progress() as bar:
-        task = bar.add_task(settings.description, total=settings.steps, completed=state.step, status="")
+    with progress_bar(settings.description, settings.steps, state.step) as bar:
         while state.step < settings.steps:
             started = time.perf_counter()
             # Seed the global RNG per step too, for any module that draws from it.
@@ -86,15 +85,17 @@ def fit(
             state.seconds += time.perf_counter() - started
             span_loss, span_n = span_loss + loss.item(), span_n + 1
 
-            if settings.epoch_steps and state.step % settings.epoch_steps == 0 or state.step == settings.steps:
+            last = state.step == settings.steps
+            epoch_end = bool(settings.epoch_steps) and state.step % settings.epoch_steps == 0 or last
+            checkpoint = state.step % settings.checkpoint_every == 0 or last
+            if epoch_end or checkpoint:  # the loss curve: one point per epoch and per checkpoint
                 state.losses.append((state.step, span_loss / span_n))
                 span_loss, span_n = 0.0, 0
-                if on_epoch_end is not None:
-                    status = on_epoch_end(state.step // (settings.epoch_steps or settings.steps), state)
-            if state.step % settings.checkpoint_every == 0 or state.step == settings.steps:
+            if epoch_end and on_epoch_end is not None:
+                status = on_epoch_end(state.step // (settings.epoch_steps or settings.steps), state)
+            if checkpoint:
                 _save(out / RESUME, model, opt, sched, state, config)
-            bar.update(task, completed=state.step,
-                       status=f"loss {loss.item():.3f} {status} {state.tokens / max(state.seconds, 1e-9):,.0f} tok/s")
+            bar.update(state.step, f"loss {loss.item():.3f} {status} {state.tokens / max(state.seconds, 1e-9):,.0f} tok/s")
     return state
 
 

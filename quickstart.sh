@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up, then run the workflow end to end on a smoke-sized recipe (~3 min on
+# 2 cores): memory accounting, MLM pretraining, fine-tuning on sms_spam.
+# The full recipe: drop --preset smoke (see README, "Reproduce the paper").
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup.sh
+OUT=${OUT:-runs/quickstart}
+E=.venv/bin/embbert
+$E memory embbert
+$E pretrain --model embbert --preset smoke --out "$OUT/pretrain" --force
+$E train --model embbert --task sms_spam --init "$OUT/pretrain" --preset smoke --out "$OUT/sms_spam" --force
+echo "run directory: $OUT/sms_spam (checkpoint.pt, metrics.json, tokenizer.json)"

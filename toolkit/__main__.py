@@ -1,0 +1,5 @@
+"""`python -m embbert` is the `embbert` command."""
+
+from .cli import main
+
+main()
