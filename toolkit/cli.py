@@ -28,6 +28,7 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run i
 ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
 PresetOpt = typer.Option("paper", "--preset", help="paper: the full recipe; smoke: a < 2 min run for tests.")
 SeedOpt = typer.Option(0, "--seed", help="Seed for data order, masking and init: same seed, same result.")
+ModelOpt = typer.Option("embbert", "--model", help="A model preset (see `embbert models`).")
 
 
 def _emit(as_json: bool, obj: dict, table: Table | None = None) -> None:
@@ -92,15 +93,15 @@ def _tokenizer(vocab: int, preset: str):
     from .tokenizer import default_tokenizer
     from .train.plan import SMOKE_CORPUS_CHARS
 
-    limit = SMOKE_CORPUS_CHARS if preset == "smoke" else None
     if preset not in ("paper", "smoke"):
         raise UserError(f"unknown preset {preset!r}; known presets: paper, smoke")
+    limit = SMOKE_CORPUS_CHARS if preset == "smoke" else None
     return default_tokenizer(vocab, limit_chars=limit)
 
 
 @app.command()
 def pretrain(
-    model: str = typer.Option("embbert", "--model", help="A model preset (see `embbert models`)."),
+    model: str = ModelOpt,
     out_dir: Path = OutOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's)."),
     preset: str = PresetOpt,
@@ -126,7 +127,7 @@ def pretrain(
 
 @app.command()
 def train(
-    model: str = typer.Option("embbert", "--model", help="A model preset (see `embbert models`)."),
+    model: str = ModelOpt,
     task: Optional[str] = typer.Option(None, "--task", help="A built-in task: sms_spam, news20, rt_reviews, trec_questions, vader_movies."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your own CSV, TSV or JSONL file instead of --task."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
