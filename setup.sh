@@ -13,5 +13,10 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 pip install -e '.[test]'
 pip install --no-deps -r requirements-data.txt
+# The converter's toolchain (embbert convert): exact pins, then onnx2tf and the
+# two helpers it imports with --no-deps (see requirements-convert-nodeps.txt).
+# numpy is pinned as in pyproject.toml, and nothing here depends on torch.
+pip install -r requirements-convert.txt
+pip install --no-deps -r requirements-convert-nodeps.txt
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 echo "setup done: .venv/bin/embbert --help" >&2

@@ -181,6 +181,27 @@ def train(
     _emit(as_json, metrics | {"out": str(out_dir)}, table)
 
 
+@app.command()
+def convert(
+    run_dir: Path = typer.Argument(..., help="A fine-tuned run directory (embbert train --out)."),
+    out_dir: Path = typer.Option(..., "--out", help="Artifact directory to write."),
+    calibration: int = typer.Option(500, "--calibration", help="Training sentences for int8 calibration (>= 10)."),
+    test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Parity on the first N test sentences only."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
+    as_json: bool = JsonOpt,
+):
+    """Convert to full-int8 TFLite, proven on the TFLite-Micro interpreter; writes model.tflite + manifest.json."""
+    from .convert.pipeline import convert_run, report
+
+    if test_limit is not None and test_limit < 1:
+        raise UserError("--test-limit must be at least 1")
+    summary = convert_run(run_dir, out_dir, calibration=calibration, force=force, test_limit=test_limit)
+    if as_json:
+        _emit(True, summary)
+    else:
+        out.print(report(summary), highlight=False, soft_wrap=True)
+
+
 def _check_resume(out_dir: Path, resume: bool, expected: dict) -> None:
     """--resume must continue the same run: same kind, model, plan (and task)."""
     from .train.rundir import RUN_JSON, read_json

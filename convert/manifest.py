@@ -1,0 +1,76 @@
+"""manifest.json: the typed hand-off from `embbert convert` to the firmware and the harness.
+
+Versioned: a reader checks `manifest_version` and refuses one it does not know.
+Everything in it is deterministic for a given run (no timestamps, no wall
+times), so the same run gives the same manifest bytes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantization(_Strict):
+    scale: float = Field(description="real = scale * (q - zero_point)")
+    zero_point: int
+
+
+class TensorSpec(_Strict):
+    name: str
+    dtype: str = Field(description="int32 ids in, int8 logits out")
+    shape: list[int]
+    quantization: Quantization | None = Field(None, description="None for the int32 ids")
+
+
+class FileHash(_Strict):
+    path: str
+    sha256: str
+    bytes: int
+
+
+class Arena(_Strict):
+    minimal_bytes: int = Field(description="smallest arena_size for which TFLite-Micro's AllocateTensors succeeds")
+    used_bytes: int = Field(description="what TFLite-Micro's recording allocator reports at that size")
+    head_bytes: int = Field(description="planned activations (non-persistent)")
+    tail_bytes: int = Field(description="persistent: per-op data, eval tensors, node structs")
+
+
+class Parity(_Strict):
+    test_sentences: int
+    accuracy_float: float = Field(description="(a) PyTorch float")
+    accuracy_litert: float = Field(description="(b) int8 on the LiteRT interpreter")
+    accuracy_micro: float = Field(description="(c) int8 on the host TFLite-Micro interpreter")
+    agreement_litert: float = Field(description="argmax agreement of (b) with (a)")
+    agreement_micro: float = Field(description="argmax agreement of (c) with (a)")
+    cosine_litert: float = Field(description="mean cosine of dequantized (b) logits with (a)")
+    cosine_micro: float = Field(description="mean cosine of dequantized (c) logits with (a)")
+    bit_exact_litert_micro: float = Field(description="share of inputs where (b) and (c) int8 logits are identical")
+    max_lsb_litert_micro: int = Field(description="largest |(b) - (c)| in int8 steps")
+
+
+class Manifest(_Strict):
+    manifest_version: int = MANIFEST_VERSION
+    model: str
+    config: dict = Field(description="the full ModelConfig of the checkpoint")
+    task: str
+    labels: list[str]
+    sequence_length: int
+    pad_id: int
+    input: TensorSpec
+    output: TensorSpec
+    model_file: FileHash
+    tokenizer_file: FileHash
+    ops: dict[str, int] = Field(description="TFLite builtin op -> count")
+    op_count: int
+    flash_bytes: int = Field(description="size of model.tflite: what goes to flash")
+    arena_bytes: int = Field(description="= arena.minimal_bytes: what the firmware must reserve")
+    arena: Arena
+    calibration_sentences: int
+    parity: Parity
+    toolchain: dict[str, str] = Field(description="versions of torch, onnx, onnx2tf, tensorflow, ...")

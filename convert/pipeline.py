@@ -1,0 +1,164 @@
+"""embbert convert: run dir -> ONNX -> int8 TFLite -> checks -> artifact dir.
+
+    embbert convert runs/sms --out artifacts/sms
+
+Everything is built in a temporary directory beside ART_DIR and moved into
+place at the end, so a failed conversion leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from embbert.console import err
+from embbert.errors import UserError
+from embbert.tokenizer import PAD_ID, encode, load_tokenizer, sha256_file
+
+from . import arena, carray, check_ops, export, parity, quantize, source
+from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
+
+DEFAULT_CALIBRATION = 500
+TOOLCHAIN = ("torch", "onnx", "onnxsim", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy")
+
+
+def _step(msg: str) -> None:
+    err.print(f"convert: {msg}", highlight=False, soft_wrap=True)
+
+
+def _versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in TOOLCHAIN}
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
+
+
+def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path) -> bytes:
+    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp)."""
+    onnx_path = work / "model.onnx"
+    export.to_onnx(module, max_len, onnx_path)
+    saved = quantize.onnx_to_saved_model(onnx_path, work / "saved_model")
+    try:
+        model = quantize.quantize(saved, calibration)
+    except Exception as e:  # tf.lite ConverterError and friends
+        if type(e).__name__ != "ConverterError":
+            raise
+        raise check_ops.UnsupportedOp(quantize.explain_converter_error(e, onnx_path)) from None
+    check_ops.check_micro(check_ops.read_model(model))
+    return model
+
+
+def convert_run(run_dir: Path, out: Path, calibration: int = DEFAULT_CALIBRATION, force: bool = False,
+                test_limit: int | None = None) -> dict:
+    """Convert a fine-tuned run; returns a summary (manifest + wall time)."""
+    started = time.monotonic()
+    _prepare_out(out, force)
+    src = source.load_run(run_dir)
+    data, pairs = source.load_sentences(src)
+    export.check_single_segment(pairs, src.config.name)
+    cal_texts = source.calibration_texts(data, calibration)
+    module = export.exportable(src.model)
+    L = src.config.max_len
+    tok = load_tokenizer(src.tokenizer_path)
+    cal = [parity.padded(s, L) for s in encode(tok, cal_texts, L)]
+
+    with tempfile.TemporaryDirectory(prefix="embbert-convert-") as work:
+        _step(f"{src.config.name}: PyTorch -> ONNX (opset {export.OPSET}) -> onnx2tf -> int8 TFLite "
+              f"({len(cal)} calibration sentences)")
+        model = build_tflite(module, L, cal, Path(work))
+    info = check_ops.read_model(model)
+    _step(f"model.tflite: {len(model):,} bytes, {len(info.ops)} ops, all TFLite-Micro builtins")
+
+    _step("arena: binary search on TFLite-Micro's AllocateTensors")
+    mem = arena.measure(model)
+
+    test = data.test[:test_limit] if test_limit else data.test
+    seqs = encode(tok, [e.text for e in test], L)
+    y = np.array([src.labels.index(e.label) for e in test])
+    _step(f"parity on {len(test)} test sentences: float PyTorch, LiteRT int8, TFLite-Micro int8")
+    out_t = info.tensors[info.outputs[0]]
+    q_out = _output_quantization(model)
+    batch = [parity.padded(s, L) for s in seqs]
+    figures = parity.compare(parity.float_logits(src.model, seqs), parity.run_litert(model, batch),
+                             parity.run_micro(model, batch, mem["minimal"]), y, q_out.scale, q_out.zero_point)
+
+    in_t = info.tensors[info.inputs[0]]
+    model_sha = _sha(model)
+    manifest = Manifest(
+        model=src.config.name, config=src.config.model_dump(), task=src.task, labels=src.labels,
+        sequence_length=L, pad_id=PAD_ID,
+        input=TensorSpec(name=in_t.name, dtype=in_t.dtype.lower(), shape=in_t.shape),
+        output=TensorSpec(name=out_t.name, dtype=out_t.dtype.lower(), shape=out_t.shape, quantization=q_out),
+        model_file=FileHash(path="model.tflite", sha256=model_sha, bytes=len(model)),
+        tokenizer_file=FileHash(path="tokenizer.json", sha256=sha256_file(src.tokenizer_path),
+                                bytes=src.tokenizer_path.stat().st_size),
+        ops=info.op_counts(), op_count=len(info.ops), flash_bytes=len(model), arena_bytes=mem["minimal"],
+        arena=Arena(minimal_bytes=mem["minimal"], used_bytes=mem["used"], head_bytes=mem["head"],
+                    tail_bytes=mem["tail"]),
+        calibration_sentences=len(cal), parity=Parity(**figures), toolchain=_versions(),
+    )
+    _write_artifacts(out, force, model, manifest, src, mem)
+    seconds = round(time.monotonic() - started, 1)
+    return {"out": str(out), "wall_time_s": seconds, **manifest.model_dump()}
+
+
+def _output_quantization(model: bytes) -> Quantization:
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=model).get_output_details()[0]
+    scale, zero_point = details["quantization"]
+    return Quantization(scale=float(scale), zero_point=int(zero_point))
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_artifacts(out: Path, force: bool, model: bytes, manifest: Manifest, src, mem: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "model.tflite").write_bytes(model)
+        shutil.copyfile(src.tokenizer_path, tmp / "tokenizer.json")
+        (tmp / "model_data.h").write_text(carray.header(src.config.name))
+        (tmp / "model_data.cc").write_text(carray.source(model, src.config.name, manifest.model_file.sha256))
+        (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+        (tmp / "parity.json").write_text(json.dumps(
+            {**manifest.parity.model_dump(), "arena": mem}, indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o755)
+        if out.exists():  # --force (checked before any work)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def report(summary: dict) -> str:
+    """The short human-readable report printed at the end."""
+    p = summary["parity"]
+    a = summary["arena"]
+    return "\n".join([
+        f"{summary['model']} on {summary['task']}: model.tflite {summary['flash_bytes']:,} B, "
+        f"arena {a['minimal_bytes']:,} B minimal ({a['used_bytes']:,} B used), "
+        f"total {(summary['flash_bytes'] + a['minimal_bytes']) / 1e3:.0f} kB",
+        f"ops ({summary['op_count']}): " + ", ".join(f"{k} {v}" for k, v in summary["ops"].items()),
+        f"parity on {p['test_sentences']} test sentences:",
+        f"  (a) float PyTorch      accuracy {p['accuracy_float']:.4f}",
+        f"  (b) int8 LiteRT        accuracy {p['accuracy_litert']:.4f}  agreement {p['agreement_litert']:.4f}  "
+        f"cosine {p['cosine_litert']:.4f}",
+        f"  (c) int8 TFLite-Micro  accuracy {p['accuracy_micro']:.4f}  agreement {p['agreement_micro']:.4f}  "
+        f"cosine {p['cosine_micro']:.4f}",
+        f"  (b) vs (c): {p['bit_exact_litert_micro']:.1%} bit-identical, max {p['max_lsb_litert_micro']} LSB apart",
+        f"wall time {summary['wall_time_s']} s -> {summary['out']}",
+    ])

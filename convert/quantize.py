@@ -1,0 +1,105 @@
+"""ONNX -> full-int8 TFLite: onnx2tf builds a TensorFlow SavedModel, then
+TFLiteConverter quantizes it with a representative dataset of real sentences.
+
+Weights and activations are int8; the ids input stays int32 (it only feeds
+GATHER and the padding test); the logits output is int8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@contextlib.contextmanager
+def _silenced():
+    """onnx2tf (Python) and the converter (C++) print pages of progress on stdout;
+    `--json` needs stdout clean, so fd 1 goes to a temp file while they run."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()):
+        saved = os.dup(1)
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def onnx_to_saved_model(onnx_path: Path, out_dir: Path) -> Path:
+    _quiet_tf()
+    import onnx2tf
+
+    random.seed(0)
+    np.random.seed(0)
+    with _silenced():
+        onnx2tf.convert(
+            input_onnx_file_path=str(onnx_path),
+            output_folder_path=str(out_dir),
+            non_verbose=True,
+            copy_onnx_input_output_names_to_tflite=True,
+            disable_model_save=False,
+            output_signaturedefs=True,
+        )
+    return out_dir
+
+
+def quantize(saved_model: Path, calibration: list[np.ndarray]) -> bytes:
+    """Full-int8 flatbuffer; `calibration` holds (1, L) int32 id arrays."""
+    _quiet_tf()
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+
+    def representative():
+        for ids in calibration:
+            yield {"ids": ids.astype(np.int32)}
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_output_type = tf.int8
+    with _silenced():
+        return conv.convert()
+
+
+def explain_converter_error(error: Exception, onnx_path: Path) -> str:
+    """Turn a TFLiteConverter failure into one line naming the op and its PyTorch module.
+
+    The converter lists ops it would need from TF Select ("TF Select ops: Erf");
+    the ONNX node of the same type carries the module path in its name
+    (torch.onnx names nodes '/blocks.0/ff/Erf').
+    """
+    import re
+
+    import onnx
+
+    text = str(error)
+    m = re.search(r"TF Select ops: ([\w, ]+)", text) or re.search(r"'tf\.(\w+)' op is neither", text)
+    if not m:
+        return f"the TFLite converter failed: {text.strip().splitlines()[-1][:300]}"
+    ops = [o.strip() for o in m.group(1).split(",") if o.strip()]
+    graph = onnx.load(str(onnx_path)).graph
+    found = []
+    for op in ops:
+        nodes = [n.name for n in graph.node if n.op_type.lower() == op.lower()]
+        modules = sorted({n.strip("/").rsplit("/", 1)[0].replace("/", ".") or "(top level)" for n in nodes})
+        where = f" from PyTorch module {', '.join(modules)}" if modules else ""
+        found.append(f"{op} (a Flex op, not a TFLite-Micro builtin){where}")
+    hint = " (exact GELU needs erf: use the tanh approximation)" if any(o.lower() == "erf" for o in ops) else ""
+    return "not runnable on TFLite-Micro: " + "; ".join(found) + hint
