@@ -97,9 +97,33 @@ def explain_converter_error(error: Exception, onnx_path: Path) -> str:
     graph = onnx.load(str(onnx_path)).graph
     found = []
     for op in ops:
-        nodes = [n.name for n in graph.node if n.op_type.lower() == op.lower()]
-        modules = sorted({n.strip("/").rsplit("/", 1)[0].replace("/", ".") or "(top level)" for n in nodes})
-        where = f" from PyTorch module {', '.join(modules)}" if modules else ""
-        found.append(f"{op} (a Flex op, not a TFLite-Micro builtin){where}")
+        nodes = [n for n in graph.node if n.op_type.lower() == op.lower()]
+        where = sorted({_module_of(n, graph) for n in nodes})
+        found.append(f"{op} (a Flex op, not a TFLite-Micro builtin)"
+                     + (f" in PyTorch module {', '.join(where)}" if where else ""))
     hint = " (exact GELU needs erf: use the tanh approximation)" if any(o.lower() == "erf" for o in ops) else ""
     return "not runnable on TFLite-Micro: " + "; ".join(found) + hint
+
+
+def _scope(name: str) -> str:
+    """'/blocks.0/ff/Erf' -> 'blocks.0.ff'; '/Erf' -> '' (called in the top-level forward)."""
+    return name.strip("/").rsplit("/", 1)[0].replace("/", ".") if "/" in name.strip("/") else ""
+
+
+def _module_of(node, graph) -> str:
+    """The module scope of an ONNX node; for a functional call in a parent's
+    forward (F.gelu(self.ff(x))), the module whose output it was applied to."""
+    scope = _scope(node.name)
+    if scope:
+        return scope
+    producers = {out: n for n in graph.node for out in n.output}
+    seen, todo = set(), list(node.input)
+    while todo:
+        src = producers.get(todo.pop(0))
+        if src is None or src.name in seen:
+            continue
+        seen.add(src.name)
+        if _scope(src.name):
+            return f"(top level forward, applied to the output of {_scope(src.name)})"
+        todo.extend(src.input)
+    return "(top level forward)"

@@ -1,0 +1,236 @@
+"""embbert convert on a smoke-sized EmbBERT (random weights, L 64): export
+parity in float, the int8 pipeline end to end, determinism, and the checks
+that must refuse a conversion."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from conftest import run_cli
+from embbert.config import ModelConfig
+from embbert.data import load_task
+from embbert.models import Classifier
+from embbert.presets import get_preset
+from embbert.tokenizer import train_tokenizer
+
+SMOKE = ModelConfig(name="embbert-smoke", family="embbert", vocab_size=512, max_len=64, d_model=32,
+                    embed_rank=8, n_layers=2, conv_kernel=8)
+
+
+def _random_ids(n: int, vocab: int, L: int, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(5, vocab, (1, n), generator=gen)
+    ids[0, 0], ids[0, -1] = 2, 4  # [CLS] ... [SEP]
+    full = torch.zeros(1, L, dtype=torch.int32)
+    full[0, :n] = ids
+    return ids, full
+
+
+@pytest.mark.parametrize("cfg", [get_preset("embbert"), SMOKE, get_preset("nanobert-efficient")], ids=lambda c: c.name)
+def test_export_twin_matches_classifier_in_float(cfg):
+    from embbert.convert.export import exportable
+
+    torch.manual_seed(0)
+    model = Classifier(cfg, 3).eval()
+    twin = exportable(model)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n in (2, 17, cfg.max_len):
+            ids, full = _random_ids(n, cfg.vocab_size, cfg.max_len, gen)
+            torch.testing.assert_close(twin(full), model(ids), atol=1e-4, rtol=1e-4)
+
+
+def _make_run(path, cfg=SMOKE, seed=0):
+    """A run directory as `embbert train` writes it, with random weights."""
+    data = load_task("sms_spam", seed=0)
+    tok = train_tokenizer([e.text for e in data.train[:400]], cfg.vocab_size)
+    path.mkdir(parents=True)
+    tok.save(str(path / "tokenizer.json"))
+    run = {"kind": "train", "model": cfg.model_dump(), "task": "sms_spam", "source": None,
+           "labels": data.labels, "split_seed": 0}
+    (path / "run.json").write_text(json.dumps(run))
+    torch.manual_seed(seed)
+    model = Classifier(cfg, len(data.labels))
+    torch.save({"config": cfg.model_dump(), "kind": "classifier", "labels": data.labels,
+                "state_dict": model.state_dict(), "run": run}, path / "checkpoint.pt")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return _make_run(tmp_path_factory.mktemp("convert") / "run")
+
+
+@pytest.fixture(scope="module")
+def converted(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("art") / "a"
+    proc = run_cli("convert", run_dir, "--out", out, "--calibration", "20", "--test-limit", "40", "--json", check=True)
+    return out, json.loads(proc.stdout)
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_convert_writes_checked_artifacts(converted, run_dir):
+    from embbert.convert.check_ops import MICRO_BUILTINS, check_micro, read_model
+    from embbert.convert.manifest import Manifest
+
+    out, summary = converted
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.tflite", "model_data.cc",
+                                                      "model_data.h", "parity.json", "tokenizer.json"]
+    manifest = Manifest.model_validate_json((out / "manifest.json").read_text())
+    model = (out / "model.tflite").read_bytes()
+    assert manifest.model_file.sha256 == _sha(out / "model.tflite") and manifest.flash_bytes == len(model)
+    assert manifest.tokenizer_file.sha256 == _sha(run_dir / "tokenizer.json") == _sha(out / "tokenizer.json")
+    assert manifest.config == SMOKE.model_dump() and manifest.sequence_length == 64
+    assert manifest.input.dtype == "int32" and manifest.input.shape == [1, 64]
+    assert manifest.output.dtype == "int8" and manifest.output.shape == [1, 2] and manifest.output.quantization
+    info = read_model(model)
+    check_micro(info)
+    assert set(manifest.ops) <= MICRO_BUILTINS and sum(manifest.ops.values()) == manifest.op_count
+    assert "DEPTHWISE_CONV_2D" in manifest.ops or "CONV_2D" in manifest.ops
+    assert not {"ERF", "CUSTOM"} & set(manifest.ops)
+    # C array: 16-byte aligned, the same bytes
+    cc = (out / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in cc
+    body = cc[cc.index("{") + 1 : cc.index("}")]
+    assert bytes(int(x, 16) for x in body.replace(",", " ").split()) == model
+    assert summary["wall_time_s"] > 0 and summary["parity"] == json.loads((out / "manifest.json").read_text())["parity"]
+
+
+def test_arena_is_the_smallest_that_allocates(converted):
+    from embbert.convert.arena import fits
+
+    out, summary = converted
+    model = (out / "model.tflite").read_bytes()
+    minimal = summary["arena"]["minimal_bytes"]
+    assert fits(model, minimal) and not fits(model, minimal - 1)
+    assert summary["arena_bytes"] == minimal and summary["arena"]["used_bytes"] <= minimal
+
+
+def test_parity_figures_hold_on_tflite_micro(converted):
+    p = converted[1]["parity"]
+    assert p["test_sentences"] == 40
+    # random weights make near-ties, yet int8 should still follow float closely
+    assert p["agreement_micro"] >= 0.9 and p["cosine_micro"] >= 0.95
+    assert p["agreement_litert"] >= 0.9 and p["cosine_litert"] >= 0.95
+    assert 0.0 <= p["bit_exact_litert_micro"] <= 1.0 and p["max_lsb_litert_micro"] >= 0
+
+
+def test_micro_output_matches_recorded_parity(converted, run_dir):
+    """Re-run TFLite-Micro on the artifact: the figures are reproducible, not just recorded."""
+    from embbert.convert.parity import padded, run_micro
+    from embbert.tokenizer import encode, load_tokenizer
+
+    out, summary = converted
+    model = (out / "model.tflite").read_bytes()
+    data = load_task("sms_spam", seed=0)
+    seqs = encode(load_tokenizer(out / "tokenizer.json"), [e.text for e in data.test[:40]], 64)
+    logits = run_micro(model, [padded(s, 64) for s in seqs], summary["arena_bytes"])
+    q = summary["output"]["quantization"]
+    pred = ((logits.astype(np.float32) - q["zero_point"]) * q["scale"]).argmax(1)
+    y = np.array([data.labels.index(e.label) for e in data.test[:40]])
+    assert float((pred == y).mean()) == pytest.approx(summary["parity"]["accuracy_micro"])
+
+
+def test_same_run_same_bytes(converted, run_dir, tmp_path):
+    out, _ = converted
+    again = tmp_path / "b"
+    run_cli("convert", run_dir, "--out", again, "--calibration", "20", "--test-limit", "40", "--json", check=True)
+    assert _sha(again / "model.tflite") == _sha(out / "model.tflite")
+    assert (again / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+
+
+def _fails(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    for w in words:
+        assert w in line, line
+
+
+def test_existing_out_needs_force(converted, run_dir):
+    out, _ = converted
+    _fails(run_cli("convert", run_dir, "--out", out), "--force")
+
+
+@pytest.mark.parametrize("n", ["0", "9"])
+def test_calibration_too_small(run_dir, tmp_path, n):
+    _fails(run_cli("convert", run_dir, "--out", tmp_path / "o", "--calibration", n), "--calibration", "10")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("damage", ["no_checkpoint", "no_tokenizer", "corrupt_checkpoint", "not_a_dir"])
+def test_bad_run_dir(run_dir, tmp_path, damage):
+    import shutil
+
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    if damage == "no_checkpoint":
+        (bad / "checkpoint.pt").unlink()
+        words = ["checkpoint.pt"]
+    elif damage == "no_tokenizer":
+        (bad / "tokenizer.json").unlink()
+        words = ["tokenizer.json"]
+    elif damage == "corrupt_checkpoint":
+        data = (bad / "checkpoint.pt").read_bytes()
+        (bad / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+        words = ["checkpoint", "not a readable"]
+    else:
+        bad = tmp_path / "nothing"
+        words = ["not a run directory"]
+    _fails(run_cli("convert", bad, "--out", tmp_path / "o"), *words)
+    assert not (tmp_path / "o").exists()
+
+
+class ExactGELU(nn.Module):
+    """A small classifier whose feed-forward uses exact GELU (erf)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(64, 8)
+        self.ff = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        return self.head(F.gelu(self.ff(self.embed(ids))).mean(1))
+
+
+def test_exact_gelu_is_refused_naming_op_and_module(tmp_path):
+    from embbert.convert.check_ops import UnsupportedOp
+    from embbert.convert.pipeline import build_tflite
+
+    torch.manual_seed(0)
+    cal = [np.random.default_rng(i).integers(0, 64, (1, 16)).astype(np.int32) for i in range(10)]
+    with pytest.raises(UnsupportedOp) as e:
+        build_tflite(ExactGELU().eval(), 16, cal, tmp_path)
+    msg = str(e.value)
+    assert "Erf" in msg and "Flex" in msg and "ff" in msg and "\n" not in msg
+
+
+def test_check_refuses_float_and_int64_tensors(tmp_path):
+    """A plain float conversion must be refused by the TFLite-Micro check, naming the op."""
+    import tensorflow as tf
+
+    from embbert.convert.check_ops import UnsupportedOp, check_micro, read_model
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    def f(x):
+        return tf.nn.relu(x * 2.0 + 1.0)
+
+    model = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f).convert()
+    with pytest.raises(UnsupportedOp, match="float tensor|FLOAT32"):
+        check_micro(read_model(model))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.int64)])
+    def g(x):
+        return x + 1
+
+    model = tf.lite.TFLiteConverter.from_concrete_functions([g.get_concrete_function()], g).convert()
+    with pytest.raises(UnsupportedOp, match="int64"):
+        check_micro(read_model(model))
