@@ -1,0 +1,51 @@
+// Bare-metal start for Cortex-M (QEMU boards): vector table, copy .data,
+// zero .bss, enable the FPU, run constructors, call main(). Symbols come from
+// the board's linker script (boards/common/mps2/mps2.ld).
+#include <stdint.h>
+
+#include "port.h"
+
+extern "C" {
+extern uint32_t __data_load__, __data_start__, __data_end__, __bss_start__, __bss_end__, __stack_top__;
+void __libc_init_array(void);
+int main(void);
+void SysTick_Handler(void);  // the port's counter
+
+// newlib-nano's __libc_init_array calls these; nothing to do here.
+void _init(void) {}
+void _fini(void) {}
+
+[[noreturn]] void Reset_Handler(void) {
+  for (uint32_t *src = &__data_load__, *dst = &__data_start__; dst < &__data_end__;) *dst++ = *src++;
+  for (uint32_t* dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
+#if defined(__ARM_FP)
+  volatile uint32_t* const cpacr = reinterpret_cast<uint32_t*>(0xE000ED88);
+  *cpacr |= 0xFu << 20;  // CP10 and CP11: full access to the FPU
+  __asm volatile("dsb\n isb");
+#endif
+  __libc_init_array();
+  main();
+  for (;;) {
+  }
+}
+
+// A fault must not leave the board hung: restart it (the host sees a new
+// ready line). Bad input never gets here; a bug might.
+[[noreturn]] void Fault_Handler(void) { port_reset(); for (;;) {} }
+
+__attribute__((section(".isr_vector"), used)) void* const g_vectors[16] = {
+    &__stack_top__,
+    reinterpret_cast<void*>(Reset_Handler),
+    reinterpret_cast<void*>(Fault_Handler),  // NMI
+    reinterpret_cast<void*>(Fault_Handler),  // HardFault
+    reinterpret_cast<void*>(Fault_Handler),  // MemManage
+    reinterpret_cast<void*>(Fault_Handler),  // BusFault
+    reinterpret_cast<void*>(Fault_Handler),  // UsageFault
+    nullptr, nullptr, nullptr, nullptr,
+    reinterpret_cast<void*>(Fault_Handler),  // SVCall
+    reinterpret_cast<void*>(Fault_Handler),  // DebugMonitor
+    nullptr,
+    reinterpret_cast<void*>(Fault_Handler),  // PendSV
+    reinterpret_cast<void*>(SysTick_Handler),
+};
+}

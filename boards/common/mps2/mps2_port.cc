@@ -1,0 +1,59 @@
+// Port for QEMU's mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): same
+// memory map, CMSDK UART0 at 0x40004000, polled (no interrupts).
+#include <stdint.h>
+
+#include "app.h"
+#include "port.h"
+
+void systick_counter_start(void);
+
+namespace {
+struct CmsdkUart {
+  volatile uint32_t data;
+  volatile uint32_t state;  // bit 0: TX full, bit 1: RX full
+  volatile uint32_t ctrl;   // bit 0: TX enable, bit 1: RX enable
+  volatile uint32_t intstatus;
+  volatile uint32_t bauddiv;
+};
+CmsdkUart* const kUart0 = reinterpret_cast<CmsdkUart*>(0x40004000);
+volatile uint32_t* const kAircr = reinterpret_cast<uint32_t*>(0xE000ED0C);
+}  // namespace
+
+extern "C" {
+extern uint32_t __flash_start__, __flash_end__, __ram_start__, __ram_end__;
+
+void port_init(void) {
+  kUart0->bauddiv = 16;  // QEMU ignores the rate; real CMSDK needs >= 16
+  kUart0->ctrl = 0x3;
+  systick_counter_start();
+}
+
+int port_getc(void) { return (kUart0->state & 0x2) ? static_cast<int>(kUart0->data & 0xFF) : -1; }
+
+void port_write(const uint8_t* data, size_t len) {
+  for (size_t i = 0; i < len; ++i) {
+    while (kUart0->state & 0x1) {
+    }
+    kUart0->data = data[i];
+  }
+}
+
+bool port_memory(uint32_t* flash_bytes, uint32_t* ram_bytes) {
+  *flash_bytes = reinterpret_cast<uint32_t>(&__flash_end__) - reinterpret_cast<uint32_t>(&__flash_start__);
+  *ram_bytes = reinterpret_cast<uint32_t>(&__ram_end__) - reinterpret_cast<uint32_t>(&__ram_start__);
+  return true;
+}
+
+void port_reset(void) {
+  __asm volatile("dsb");
+  *kAircr = 0x05FA0004;  // VECTKEY | SYSRESETREQ
+  __asm volatile("dsb");
+  for (;;) {
+  }
+}
+
+int main(void) {
+  app_setup();
+  for (;;) app_poll();
+}
+}

@@ -1,0 +1,57 @@
+# PlatformIO pre-script shared by every environment: reads the board's
+# description (../boards/<board>/board.toml, named by custom_embbert_board)
+# and the build's generated folder ($EMBBERT_GEN_DIR, written by
+# `embbert build`), then adds the port, the backend, the generated sources,
+# the defines and, for bare-metal boards, the CPU and linker flags.
+import json
+import os
+import tomllib
+from pathlib import Path
+
+Import("env")  # noqa: F821 (SCons)
+
+project = Path(env.subst("$PROJECT_DIR"))
+board_name = env.GetProjectOption("custom_embbert_board")
+board_dir = project.parent / "boards" / board_name
+board = tomllib.loads((board_dir / "board.toml").read_text())
+build = board["build"]
+
+gen_dir = os.environ.get("EMBBERT_GEN_DIR")
+if not gen_dir or not (Path(gen_dir) / "build.json").is_file():
+    raise SystemExit("error: EMBBERT_GEN_DIR must name a folder with build.json and the generated sources; "
+                     f"build with `embbert build ART_DIR --board {board_name}`, which writes it")
+gen = Path(gen_dir).resolve()
+config = json.loads((gen / "build.json").read_text())
+backend = config["backend"]
+
+counter = board["counter"]
+env.Append(
+    CPPPATH=[str(project / "src"), str(gen)],
+    CPPDEFINES=[
+        ("EMBBERT_BOARD", env.StringifyMacro(board_name)),
+        ("EMBBERT_COUNTER_UNIT", env.StringifyMacro(counter["unit"])),
+        ("EMBBERT_COUNTER_NUM", counter.get("num", 1)),
+        ("EMBBERT_COUNTER_DEN", counter.get("den", 1)),
+        *[(k, v) for k, v in sorted(config.get("defines", {}).items())],
+    ],
+    CCFLAGS=["-ffunction-sections", "-fdata-sections"],
+    CXXFLAGS=["-std=gnu++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics"],
+    LINKFLAGS=["-Wl,--gc-sections", "-Wl,-Map=" + str(Path(env.subst("$BUILD_DIR")) / "firmware.map")],
+)
+
+if build.get("linker_script"):  # bare metal: our start-up, our memory map
+    cpu = ["-mcpu=" + build["cpu"], "-mthumb"]
+    if build.get("fpu"):
+        cpu += ["-mfpu=" + build["fpu"], "-mfloat-abi=" + build.get("float_abi", "hard")]
+    env.Append(
+        ASFLAGS=cpu,
+        CCFLAGS=cpu,
+        LINKFLAGS=cpu + ["--specs=nano.specs", "-nostartfiles",
+                         "-T", str((board_dir / build["linker_script"]).resolve()),
+                         "-Wl,--defsym=__stack_size__=%d" % build["stack_bytes"]],
+    )
+
+for i, src in enumerate(build.get("sources", [])):
+    env.BuildSources("$BUILD_DIR/port%d" % i, str((board_dir / src).resolve()))
+env.BuildSources("$BUILD_DIR/backend", str(project / "src" / "backends" / backend))
+env.BuildSources("$BUILD_DIR/generated", str(gen))

@@ -1,0 +1,71 @@
+"""PlatformIO, run offline: its core folder lives in the user's cache, and
+the build engine it would fetch from its registry (tool-scons) is placed
+there by hand, backed by the pip-installed SCons (see firmware/README.md)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from embbert.errors import UserError
+from embbert.tokenizer import cache_dir
+
+# PlatformIO names tool-scons versions 4.MMmmpp.0 after SCons M.m.p.
+SCONS_SHIM = "import SCons.Script\nSCons.Script.main()\n"
+
+
+def core_dir() -> Path:
+    return cache_dir() / "platformio"
+
+
+def _scons_package_version() -> str:
+    try:
+        version = importlib.metadata.version("scons")
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError("SCons is not installed; run ./setup.sh (it pins scons for PlatformIO)") from None
+    major, minor, patch = (int(x) for x in (version.split(".") + ["0", "0"])[:3])
+    return f"{major}.{major}{minor:02d}{patch:02d}.0"  # SCons 4.11.1 -> 4.41101.0
+
+
+def ensure_core() -> Path:
+    """Create the core folder with tool-scons if missing; return it."""
+    core = core_dir()
+    pkg = core / "packages" / "tool-scons"
+    version = _scons_package_version()
+    manifest = {"name": "tool-scons", "version": version, "description": "SCons from pip (embbert offline shim)"}
+    if not (pkg / "package.json").is_file() or json.loads((pkg / "package.json").read_text()).get("version") != version:
+        pkg.mkdir(parents=True, exist_ok=True)
+        (pkg / "package.json").write_text(json.dumps(manifest))
+        (pkg / ".piopm").write_text(json.dumps({
+            "type": "tool", "name": "tool-scons", "version": version,
+            "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None}}))
+        (pkg / "scons.py").write_text(SCONS_SHIM)
+    return core
+
+
+def pio_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PLATFORMIO_CORE_DIR": str(ensure_core()),
+        "PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No",
+        "PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL": "3650",
+        "PLATFORMIO_DISABLE_PROGRESSBAR": "true",
+        "PLATFORMIO_NO_ANSI": "true",
+    })
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(extra or {})
+    return env
+
+
+def pio(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None, timeout: float = 600):
+    """Run `platformio ARGS`; returns the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "platformio", *args], cwd=cwd, env=pio_env(extra_env),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def platform_installed(name: str) -> bool:
+    return (core_dir() / "platforms" / name / "platform.json").is_file()
