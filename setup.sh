@@ -5,6 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# System packages for the firmware: the Cortex-M cross compiler and QEMU
+# (apt, ~40 s once; skipped when installed). g++ builds the host tokenizer.
+APT_PKGS="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm g++"
+missing=""
+for p in $APT_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "setup: installing$missing (apt)" >&2
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing; } >/tmp/embbert-apt.log 2>&1; then
+    tail -20 /tmp/embbert-apt.log >&2; echo "setup: apt-get install failed (log: /tmp/embbert-apt.log)" >&2; exit 1
+  fi
+fi
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
@@ -13,6 +28,7 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 pip install -e '.[test]'
 pip install --no-deps -r requirements-data.txt
+pip install -r requirements-device.txt
 # The converter's toolchain (embbert convert): exact pins, then onnx2tf and the
 # two helpers it imports with --no-deps (see requirements-convert-nodeps.txt).
 # numpy is pinned as in pyproject.toml, and nothing here depends on torch.
