@@ -183,12 +183,120 @@ class ExportEmbBERT(nn.Module):
         return self.head(x[:, 0])  # (1, C)
 
 
+def _real_tokens(ids: torch.Tensor) -> torch.Tensor:
+    """(1, L) int32 -> (1, L, 1) float: 1 on real tokens, 0 on [PAD]."""
+    zero, one = torch.zeros(()), torch.ones(())
+    pad = torch.full((), PAD_ID, dtype=ids.dtype)
+    return torch.where(ids == pad, zero, one).unsqueeze(-1)
+
+
+def _rms_pool(h: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """sqrt(sum_t(h^2 m) / sum_t(m) + 1e-6), as embbert.models.pool, with
+    sqrt(v) = v * rsqrt(v) and 1/n = rsqrt(n)^2 (int8 TFLite-Micro has RSQRT,
+    not SQRT or an int8 DIV we rely on)."""
+    total = (h * h * real).sum(1)  # (1, d)
+    inv_sqrt_n = torch.rsqrt(real.sum(1))  # (1, 1)
+    v = total * inv_sqrt_n * inv_sqrt_n + 1e-6
+    return v * torch.rsqrt(v)
+
+
+class ExportEmbedder(nn.Module):
+    """Embedder-only baselines (+ causal conv), RMS pooling: ids (1, L) int32 -> logits (1, C)."""
+
+    def __init__(self, model: Classifier):
+        super().__init__()
+        cfg, bb = model.cfg, model.backbone
+        self.embed = NanoEmbedding(bb.embedder, cfg.max_len)
+        self.conv = None
+        if bb.conv is not None:
+            conv = bb.conv.conv
+            self.conv = DepthwiseConv(conv.weight.detach(), conv.bias.detach())
+        self.pooling = cfg.pooling
+        self.head = model.head
+
+    def forward(self, ids):
+        x = self.embed(ids)  # (1, L, d)
+        if self.conv is not None:
+            x = x + F.silu(self.conv(x.transpose(1, 2)))
+        pooled = _rms_pool(x, _real_tokens(ids)) if self.pooling == "rms" else x[:, 0]
+        return self.head(pooled)
+
+
+def _layer_norm(x, norm: nn.LayerNorm):
+    mu = x.mean(-1, keepdim=True)
+    xc = x - mu
+    return xc * torch.rsqrt((xc * xc).mean(-1, keepdim=True) + norm.eps) * norm.weight + norm.bias
+
+
+def _gelu_tanh(x):
+    """tanh GELU with x^3 as x*x*x (POW is not a TFLite-Micro builtin)."""
+    return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+class ExportBERTLayer(nn.Module):
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        att = layer.attention
+        self.efficient = not hasattr(att, "key")
+        if self.efficient:  # K = V = x: fold the scale into the query
+            self.query = _linear(att.scale * att.query.weight, att.scale * att.query.bias)
+        else:
+            self.n_heads = att.n_heads
+            self.query = _linear(att.scale * att.query.weight, att.scale * att.query.bias)
+
+    def heads(self, x):  # (1, L, d) -> (1, H, L, d/H)
+        return x.view(1, x.shape[1], self.n_heads, -1).transpose(1, 2)
+
+    def forward(self, x, pad_bias):  # x (1, L, d), pad_bias (1, 1, L)
+        layer, att = self.layer, self.layer.attention
+        if self.efficient:
+            scores = torch.matmul(self.query(x), x.transpose(1, 2)) + pad_bias  # (1, L, L)
+            a = att.out(torch.matmul(torch.softmax(scores, -1), x))  # (1, L, d)
+        else:
+            q, k, v = self.heads(self.query(x)), self.heads(att.key(x)), self.heads(att.value(x))
+            scores = torch.matmul(q, k.transpose(-1, -2)) + pad_bias.unsqueeze(1)  # (1, H, L, L)
+            heads = torch.matmul(torch.softmax(scores, -1), v)  # (1, H, L, d/H)
+            a = att.out(heads.transpose(1, 2).reshape(1, x.shape[1], -1))  # (1, L, d)
+        x = _layer_norm(x + a, layer.norm1)
+        if layer.ff is not None:
+            x = _layer_norm(x + layer.ff.down(_gelu_tanh(layer.ff.up(x))), layer.norm2)
+        return x
+
+
+class ExportBERT(nn.Module):
+    """BERT family (post-LN), [CLS] head: ids (1, L) int32 -> logits (1, C)."""
+
+    def __init__(self, model: Classifier):
+        super().__init__()
+        cfg, bb = model.cfg, model.backbone
+        if cfg.pooling != "cls":
+            raise ExportError(f"{cfg.name}: the BERT exporter reads the [CLS] vector; pooling {cfg.pooling!r} is not supported")
+        self.embed = NanoEmbedding(bb.embedder, cfg.max_len)
+        self.embed_norm = bb.embed_norm
+        self.layers = nn.ModuleList(ExportBERTLayer(layer) for layer in bb.layers)
+        self.head = model.head
+
+    def forward(self, ids):
+        pad_bias = _pad_bias(ids)
+        x = _layer_norm(self.embed(ids), self.embed_norm)
+        for layer in self.layers:
+            x = layer(x, pad_bias)
+        return self.head(x[:, 0])
+
+
 def exportable(model: Classifier) -> nn.Module:
     """The export twin of a trained Classifier, or an ExportError saying why not."""
     family = model.cfg.family
     if family == "embbert":
         return ExportEmbBERT(model).eval()
-    raise ExportError(f"{model.cfg.name}: no exporter for the {family!r} family yet")
+    if family == "embedder":
+        return ExportEmbedder(model).eval()
+    if family == "bert":
+        return ExportBERT(model).eval()
+    raise ExportError(f"{model.cfg.name}: no int8 exporter for the {family!r} family: its selective scan is a "
+                      f"{model.cfg.max_len}-step recurrence in every layer (state updated with exp(dt * A), dt from a "
+                      "softplus), which a static graph must unroll step by step; this converter does not attempt it")
 
 
 def check_single_segment(pairs: bool, name: str) -> None:

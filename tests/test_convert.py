@@ -30,7 +30,7 @@ def _random_ids(n: int, vocab: int, L: int, gen) -> tuple[torch.Tensor, torch.Te
     return ids, full
 
 
-@pytest.mark.parametrize("cfg", [get_preset("embbert"), SMOKE, get_preset("nanobert-efficient")], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [get_preset(n) for n in ("embbert", "embbert-nano", "nanobert-efficient", "bert-2mb", "bert-efficient", "nanobert", "embedder", "embedder-conv")] + [SMOKE], ids=lambda c: c.name)
 def test_export_twin_matches_classifier_in_float(cfg):
     from embbert.convert.export import exportable
 
