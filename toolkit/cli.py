@@ -202,6 +202,23 @@ def convert(
         out.print(report(summary), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def build(
+    art_dir: Path = typer.Argument(..., help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
+    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="none (no model), aot or tflm; default: aot with a model, none without."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
+    as_json: bool = JsonOpt,
+):
+    """Build the firmware for one board; reports flash and RAM used, from the linker map."""
+    from .device.build import build_firmware
+
+    err.print(f"building the firmware for {board} ...", highlight=False)
+    report = build_firmware(art_dir, board, backend=backend, out=out_dir)
+    _emit(as_json, report)
+
+
 def _check_resume(out_dir: Path, resume: bool, expected: dict) -> None:
     """--resume must continue the same run: same kind, model, plan (and task)."""
     from .train.rundir import RUN_JSON, read_json

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -83,9 +84,26 @@ def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None) -> 
     return {"tokenizer_sha256": tables.sha256, "tokenizer_flash_bytes": tables_flash_bytes(tables), "max_len": max_len}
 
 
+REGISTRY = ("api.registry.platformio.org", 443)
+
+
+def _registry_reachable() -> str | None:
+    """None if PlatformIO's registry answers, else why not (fails in < 5 s,
+    where PlatformIO's own retries take a minute)."""
+    try:
+        socket.create_connection(REGISTRY, timeout=5).close()
+        return None
+    except OSError as error:
+        return f"{REGISTRY[0]}: {error}"
+
+
 def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
     upstream = board.build.upstream_platform
     if upstream and not platform_installed(upstream):
+        offline = _registry_reachable()
+        if offline:
+            raise UserError(f"board {board.name} needs the PlatformIO platform {upstream!r} from the registry, which "
+                            f"needs internet ({offline}); with internet, the same command installs it into {core_dir()}")
         proc = pio(["pkg", "install", "--global", "--platform", upstream], cwd=firmware_dir(), timeout=900)
         if proc.returncode != 0 or not platform_installed(upstream):
             why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]

@@ -16,7 +16,7 @@ volatile uint32_t g_wraps = 0;
 
 extern "C" void SysTick_Handler(void) { g_wraps = g_wraps + 1; }
 
-void systick_counter_start(void) {
+extern "C" void port_counter_start(void) {
   kSysTick[1] = kReload;
   kSysTick[2] = 0;
   kSysTick[0] = 0x7;  // enable, interrupt on wrap, processor clock

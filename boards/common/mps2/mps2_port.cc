@@ -5,7 +5,7 @@
 #include "app.h"
 #include "port.h"
 
-void systick_counter_start(void);
+extern "C" void port_counter_start(void);
 
 namespace {
 struct CmsdkUart {
@@ -25,7 +25,7 @@ extern uint32_t __flash_start__, __flash_end__, __ram_start__, __ram_end__;
 void port_init(void) {
   kUart0->bauddiv = 16;  // QEMU ignores the rate; real CMSDK needs >= 16
   kUart0->ctrl = 0x3;
-  systick_counter_start();
+  port_counter_start();
 }
 
 int port_getc(void) { return (kUart0->state & 0x2) ? static_cast<int>(kUart0->data & 0xFF) : -1; }
