@@ -97,13 +97,18 @@ def _registry_reachable() -> str | None:
         return f"{REGISTRY[0]}: {error}"
 
 
-def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
+def _check_platform(board: Board) -> None:
     upstream = board.build.upstream_platform
     if upstream and not platform_installed(upstream):
         offline = _registry_reachable()
         if offline:
             raise UserError(f"board {board.name} needs the PlatformIO platform {upstream!r} from the registry, which "
                             f"needs internet ({offline}); with internet, the same command installs it into {core_dir()}")
+
+
+def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
+    upstream = board.build.upstream_platform
+    if upstream and not platform_installed(upstream):
         proc = pio(["pkg", "install", "--global", "--platform", upstream], cwd=firmware_dir(), timeout=900)
         if proc.returncode != 0 or not platform_installed(upstream):
             why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -132,6 +137,7 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     backend = choose_backend(backend, manifest, board)
     if manifest is not None:
         check_model_fits(manifest, board)
+    _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
     gen, pio_build = out / "generated", out / "pio"
     report = _generate(art_dir, gen, backend, manifest)
