@@ -150,15 +150,18 @@ class EmbBERTBlock(nn.Module):
         inv = self.rms(x)  # (1, L, 1)
         h = x * inv  # (1, L, d)
         h_t = x.transpose(1, 2) * inv.transpose(1, 2)  # (1, d, L)
-        q = self.query(h[:, :1] if self.cls_only else h)  # (1, Lq, d), Lq = 1 or L
-        scores = torch.matmul(q, h.transpose(1, 2)) + pad_bias  # (1, Lq, L)
-        weights = torch.softmax(scores, dim=-1)  # (1, Lq, L)
-        out = self.attn_out(torch.matmul(weights, h_t.transpose(1, 2)))  # (1, Lq, d)
+        x = x[:, :1] if self.cls_only else x  # (1, Lq, d), Lq = 1 or L
+        # The conv branch first, added to the residual at once: its tensors
+        # (the padded conv input above all) are dead before the L x L scores
+        # exist, which is the arena's peak.
         if self.conv is not None:
             # causal: output 0 of the conv only sees position 0
             c = self.conv(h_t[:, :, :1] if self.cls_only else h_t)  # (1, Lq, d)
-            out = out + self.conv_out(F.silu(c))
-        return (x[:, :1] if self.cls_only else x) + out
+            x = x + self.conv_out(F.silu(c))
+        q = self.query(h[:, :1] if self.cls_only else h)  # (1, Lq, d)
+        scores = torch.matmul(q, h.transpose(1, 2)) + pad_bias  # (1, Lq, L)
+        weights = torch.softmax(scores, dim=-1)  # (1, Lq, L)
+        return x + self.attn_out(torch.matmul(weights, h_t.transpose(1, 2)))  # (1, Lq, d)
 
 
 class ExportEmbBERT(nn.Module):
