@@ -21,6 +21,7 @@ CRC_BYTES = 4
 REPLY_BIT = 0x80
 UNREADABLE = 0xFF  # reply type for a frame the device could not read
 NO_SEQ = 0xFFFF
+UNREADABLE_GRACE_S = 1.0  # after an "unreadable frame" reply, how long to still wait for ours
 READY = re.compile(rb"EMBBERT READY protocol=(\d+) firmware=(\S+) board=(\S+) backend=(\S+)")
 
 
@@ -260,11 +261,21 @@ class Device:
         seq = self._seq
         self.write_raw(encode_frame(command, seq, payload, version=version))
         deadline = time.monotonic() + (timeout or self.timeout)
+        unreadable = None  # the device could not read a frame: ours, or garbage before it
         while True:
-            frame = self.read_frame(max(0.001, deadline - time.monotonic()))
+            try:
+                frame = self.read_frame(max(0.001, deadline - time.monotonic()))
+            except DeviceTimeout:
+                if unreadable is None:
+                    raise
+                raise DeviceError(unreadable.status, "the device could not read the request: "
+                                  + unreadable.json().get("detail", ""), unreadable) from None
             if frame.seq == seq:
                 return frame
             self.stray.append(frame)
+            if frame.type == UNREADABLE and frame.seq == NO_SEQ and unreadable is None:
+                unreadable = frame  # give our own reply a short while, then report this
+                deadline = min(deadline, time.monotonic() + UNREADABLE_GRACE_S)
 
     def call(self, command: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
         frame = self.request(command, payload, timeout)
