@@ -223,3 +223,22 @@ def test_tokenize_every_test_sentence_on_qemu(device):
         expected = encode(tok, texts, 256)
         bad = [i for i in range(len(texts)) if got[i] != expected[i]]
         assert not bad, f"{task}: {len(bad)} of {len(texts)} differ"
+
+
+@pytest.mark.parametrize("board", ["nucleo-l4r5zi", "nucleo-h743zi"])
+def test_real_board_portable_sources_compile(board, built, tmp_path):
+    """What can be checked here of the STM32 envs: the portable core, the
+    no-model backend, the generated tables and the DWT counter, compiled with
+    the board's CPU flags. (The Arduino port needs the STM32duino core, from
+    the registry; ESP32 needs the Xtensa toolchain, from the registry.)"""
+    spec = load_board(board).build
+    sources = [*sorted((FIRMWARE_DIR / "src").glob("*.cc")), FIRMWARE_DIR / "src/backends/none/model_runner_none.cc",
+               BOARDS_DIR / "common/dwt/dwt_counter.cc",
+               (json.loads(json.dumps(built))["elf"].rsplit("/", 1)[0] + "/generated/tokenizer_tables.cc")]
+    flags = ["-std=gnu++17", "-O2", f"-mcpu={spec.cpu}", "-mthumb", f"-mfpu={spec.fpu}", f"-mfloat-abi={spec.float_abi}",
+             "-fno-exceptions", "-fno-rtti", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+             f'-DEMBBERT_BOARD="{board}"', '-DEMBBERT_COUNTER_UNIT="cycles"', f"-I{FIRMWARE_DIR / 'src'}"]
+    for i, src in enumerate(sources):
+        proc = subprocess.run(["arm-none-eabi-g++", *flags, "-c", str(src), "-o", str(tmp_path / f"{i}.o")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
