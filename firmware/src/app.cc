@@ -39,6 +39,16 @@ void send_error(uint8_t type, uint16_t seq, uint8_t status, const char* detail) 
   send(type, seq, status, j.size());
 }
 
+// Sends a JSON reply; one that outgrew the payload buffer is an error, not
+// a cut-off document.
+void send_json(uint8_t type, uint16_t seq, const JsonWriter& j) {
+  if (!j.ok()) {
+    send_error(type, seq, kErrBadArgument, "reply larger than max_payload_bytes");
+    return;
+  }
+  send(type, seq, kOk, j.size());
+}
+
 uint64_t elapsed(uint64_t start) {
   return (port_counter() - start) * EMBBERT_COUNTER_NUM / EMBBERT_COUNTER_DEN;
 }
@@ -66,7 +76,7 @@ void cmd_info(uint16_t seq) {
       .num("max_text_bytes", EMBBERT_MAX_TEXT_BYTES)
       .str("counter", EMBBERT_COUNTER_UNIT)
       .end_object();
-  send(kInfo | kReplyBit, seq, kOk, j.size());
+  send_json(kInfo | kReplyBit, seq, j);
 }
 
 // Tokenizes a request's text into g_ids; on failure sends the error reply.
@@ -90,7 +100,7 @@ void cmd_tokenize(uint16_t seq, const Frame& f) {
   j.begin_object().begin_array("ids");
   for (uint16_t i = 0; i < r.n_ids; ++i) j.item(g_ids[i]);
   j.end_array().num("n_tokens", r.n_ids).boolean("truncated", r.truncated).unum(EMBBERT_COUNTER_UNIT, time).end_object();
-  send(type, seq, kOk, j.size());
+  send_json(type, seq, j);
 }
 
 // Runs the model on g_ids[0..n) and sends the logits (and, for CLASSIFY, the label).
@@ -115,7 +125,7 @@ void infer_and_reply(uint8_t type, uint16_t seq, uint16_t n, bool with_label, ui
   j.end_array().num("n_tokens", n).unum(EMBBERT_COUNTER_UNIT, time);
   if (with_label) j.unum("tokenize_" EMBBERT_COUNTER_UNIT, tokenize_time);
   j.end_object();
-  send(type, seq, kOk, j.size());
+  send_json(type, seq, j);
 }
 
 void cmd_classify(uint16_t seq, const Frame& f) {
@@ -198,6 +208,7 @@ void app_setup(void) {
 
 void app_poll(void) {
   using namespace embbert;
+  port_idle();
   for (int c = port_getc(); c >= 0; c = port_getc()) {
     switch (g_rx.push(static_cast<uint8_t>(c))) {
       case Receiver::kFrame: dispatch(g_rx.frame()); break;

@@ -10,6 +10,7 @@ extern "C" {
 
 void port_init(void);                              // clocks, UART, cycle/instruction counter
 int port_getc(void);                               // next received byte, or -1 if none yet
+void port_idle(void);                              // nothing received: wait (WFI) or return
 void port_write(const uint8_t* data, size_t len);  // blocking
 uint64_t port_counter(void);                       // free-running; see EMBBERT_COUNTER_* below
 // Flash and RAM the image occupies, from the linker's symbols; false if the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -14,6 +15,18 @@ from pathlib import Path
 from embbert.device.boards import Board, load_board
 from embbert.device.protocol import Device
 from embbert.errors import UserError
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux kills it if the Python process dies,
+    even by SIGKILL, so no emulator outlives its owner."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -60,7 +73,8 @@ class QemuDevice:
             if shutil.which(command[0]) is None:
                 raise UserError(f"{command[0]} not found; install qemu-system-arm (./setup.sh does)")
             log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
             log.close()
             self._finalizer = weakref.finalize(self, _stop, self.proc)
             try:

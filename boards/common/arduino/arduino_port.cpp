@@ -19,6 +19,8 @@ extern "C" void port_init(void) {
 
 extern "C" int port_getc(void) { return Serial.available() > 0 ? Serial.read() : -1; }
 
+extern "C" void port_idle(void) {}  // the cores' Serial is interrupt-driven already
+
 extern "C" void port_write(const uint8_t* data, size_t len) { Serial.write(data, len); }
 
 // The cores' linker symbols differ; the host reads the map instead.

@@ -10,6 +10,7 @@ extern uint32_t __data_load__, __data_start__, __data_end__, __bss_start__, __bs
 void __libc_init_array(void);
 int main(void);
 void SysTick_Handler(void);  // the port's counter
+void port_irq(uint32_t irq);  // the port's device interrupts (IRQ number from 0)
 
 // newlib-nano's __libc_init_array calls these; nothing to do here.
 void _init(void) {}
@@ -33,7 +34,18 @@ void _fini(void) {}
 // ready line). Bad input never gets here; a bug might.
 [[noreturn]] void Fault_Handler(void) { port_reset(); for (;;) {} }
 
-__attribute__((section(".isr_vector"), used)) void* const g_vectors[16] = {
+// Every device interrupt lands here; the port finds out which from IPSR.
+void Irq_Handler(void) {
+  uint32_t ipsr;
+  __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+  port_irq((ipsr & 0x1FF) - 16);
+}
+
+#define EMBBERT_IRQ8 reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), \
+    reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), \
+    reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler)
+
+__attribute__((section(".isr_vector"), used)) void* const g_vectors[16 + 32] = {
     &__stack_top__,
     reinterpret_cast<void*>(Reset_Handler),
     reinterpret_cast<void*>(Fault_Handler),  // NMI
@@ -47,5 +59,6 @@ __attribute__((section(".isr_vector"), used)) void* const g_vectors[16] = {
     nullptr,
     reinterpret_cast<void*>(Fault_Handler),  // PendSV
     reinterpret_cast<void*>(SysTick_Handler),
+    EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8,  // IRQ 0..31
 };
 }

@@ -1,5 +1,7 @@
 // Port for QEMU's mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): same
-// memory map, CMSDK UART0 at 0x40004000, polled (no interrupts).
+// memory map, CMSDK UART0 at 0x40004000. Bytes are polled; between them the
+// CPU sleeps (WFI) until the UART's receive interrupt, so an idle emulator
+// does not spin a host core.
 #include <stdint.h>
 
 #include "app.h"
@@ -17,6 +19,9 @@ struct CmsdkUart {
 };
 CmsdkUart* const kUart0 = reinterpret_cast<CmsdkUart*>(0x40004000);
 volatile uint32_t* const kAircr = reinterpret_cast<uint32_t*>(0xE000ED0C);
+volatile uint32_t* const kNvicIser0 = reinterpret_cast<uint32_t*>(0xE000E100);
+constexpr uint32_t kUart0Irqs = 0x3;  // IRQ 0 and 1: UART0 receive and transmit lines on mps2
+constexpr uint32_t kRxFull = 0x2;
 }  // namespace
 
 extern "C" {
@@ -24,11 +29,23 @@ extern uint32_t __flash_start__, __flash_end__, __ram_start__, __ram_end__;
 
 void port_init(void) {
   kUart0->bauddiv = 16;  // QEMU ignores the rate; real CMSDK needs >= 16
-  kUart0->ctrl = 0x3;
+  kUart0->ctrl = 0x3 | 0x8;  // TX, RX, RX interrupt
+  *kNvicIser0 = kUart0Irqs;
   port_counter_start();
 }
 
-int port_getc(void) { return (kUart0->state & 0x2) ? static_cast<int>(kUart0->data & 0xFF) : -1; }
+// The byte stays in the data register for port_getc(); only the flag goes.
+void port_irq(uint32_t) { kUart0->intstatus = 0xF; }
+
+// Sleep until a byte is there. Interrupts off around the check, so a byte
+// arriving between check and WFI still wakes it (pending IRQs end WFI).
+void port_idle(void) {
+  __asm volatile("cpsid i" ::: "memory");
+  if (!(kUart0->state & kRxFull)) __asm volatile("wfi");
+  __asm volatile("cpsie i" ::: "memory");
+}
+
+int port_getc(void) { return (kUart0->state & kRxFull) ? static_cast<int>(kUart0->data & 0xFF) : -1; }
 
 void port_write(const uint8_t* data, size_t len) {
   for (size_t i = 0; i < len; ++i) {
