@@ -4,6 +4,7 @@ there by hand, backed by the pip-installed SCons (see firmware/README.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -19,7 +20,12 @@ SCONS_SHIM = "import SCons.Script\nSCons.Script.main()\n"
 
 
 def core_dir() -> Path:
-    return cache_dir() / "platformio"
+    """One core folder per clone: the local platform is installed as a
+    symlink into the clone, so two clones must not share it."""
+    from embbert.device.paths import FIRMWARE_DIR
+
+    clone = hashlib.sha256(str(FIRMWARE_DIR).encode()).hexdigest()[:10]
+    return cache_dir() / f"platformio-{clone}"
 
 
 def _scons_package_version() -> str:
