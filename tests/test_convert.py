@@ -140,8 +140,10 @@ def test_micro_output_matches_recorded_parity(converted, run_dir):
 
 def test_same_run_same_bytes(converted, run_dir, tmp_path):
     out, _ = converted
-    again = tmp_path / "b"
-    run_cli("convert", run_dir, "--out", again, "--calibration", "20", "--test-limit", "40", "--json", check=True)
+    from embbert.convert.pipeline import convert_run
+
+    again = tmp_path / "b"  # in-process this time (the fixture used the CLI)
+    convert_run(run_dir, again, calibration=20, test_limit=40)
     assert _sha(again / "model.tflite") == _sha(out / "model.tflite")
     assert (again / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
 
