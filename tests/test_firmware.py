@@ -100,6 +100,22 @@ def test_garbled_truncated_oversized_frames_get_errors_and_it_keeps_serving(devi
     assert device.ping(b"still here") == b"still here"
 
 
+def test_random_requests_never_crash_or_reset_it(device):
+    """300 well-framed requests with random types and payloads: each gets
+    its reply (any status), and no ready line (a restart) shows up."""
+    rng = random.Random(7)
+    statuses = set()
+    for _ in range(300):
+        command = rng.choice([c for c in range(0x00, 0x80) if c != Command.RESET] + [Command.TOKENIZE] * 40 +
+                             [Command.INFER_IDS] * 40 + [Command.CLASSIFY] * 20)
+        payload = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 7, 64, 300])))
+        reply = device.request(command, payload)  # raises DeviceRestarted on a ready line
+        assert reply.type in (command | 0x80, 0xFF)
+        statuses.add(reply.status)
+    assert {Status.OK, Status.BAD_UTF8, Status.UNKNOWN_COMMAND, Status.BAD_ARGUMENT} <= statuses
+    assert device.ping(b"alive") == b"alive"
+
+
 def test_arguments_are_checked(device):
     with pytest.raises(DeviceError) as e:
         device.call(Command.TOKENIZE, b"bad \xff utf-8")
