@@ -106,13 +106,17 @@ def main() -> None:
                   "agree (b)", "b=c", "max LSB", "s", title="embbert convert: int8 TFLite on TFLite-Micro")
     for r in rows:
         if "error" in r:
-            table.add_row(r["run"], f"[red]{r['error'][:110]}[/]", *[""] * 10)
+            table.add_row(r["run"], "[red]failed[/]", *[""] * 10)
             continue
         table.add_row(r["run"], f"{r['flash_bytes'] / 1e3:.0f} kB", f"{r['arena_minimal_bytes'] / 1e3:.0f} kB",
                       f"{r['total_bytes'] / 1e3:.0f} kB", f"{r['accuracy_float']:.4f}", f"{r['accuracy_micro']:.4f}",
                       f"{r['agreement_micro']:.3f}", f"{r['cosine_micro']:.4f}", f"{r['agreement_litert']:.3f}",
                       f"{r['bit_exact_litert_micro']:.0%}", str(r["max_lsb_litert_micro"]), f"{r['wall_time_s']:.0f}")
-    Console().print(table)
+    console = Console(width=max(Console().width, 160))
+    console.print(table)
+    for r in rows:
+        if "error" in r:
+            console.print(f"{r['run']}: {r['error']}", highlight=False, soft_wrap=True)
     print(f"targets: flash <= {TARGET_FLASH / 1e3:.0f} kB, arena <= {TARGET_ARENA / 1e3:.0f} kB, "
           f"total <= {(TARGET_FLASH + TARGET_ARENA) / 1e3:.0f} kB (paper int8: {PAPER_INT8 / 1e3:.0f} kB)")
     print(f"wrote {write_result(args.name, rows, artifacts=str(art))}")
