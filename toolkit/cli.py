@@ -17,6 +17,8 @@ from .errors import UserError
 
 app = typer.Typer(
     help="Train EmbBERT, a 2 MB text classifier, and prove it on a microcontroller.",
+    epilog="Workflow: pretrain -> train -> convert -> build.  "
+    "Every command takes --json; bad input is one line on stderr and exit code 2.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
