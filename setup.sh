@@ -34,5 +34,9 @@ pip install -r requirements-device.txt
 # numpy is pinned as in pyproject.toml, and nothing here depends on torch.
 pip install -r requirements-convert.txt
 pip install --no-deps -r requirements-convert-nodeps.txt
+# The aot backend's headers: TFLite-Micro's reference kernels (xmos-ai-tools
+# 1.4.2) and gemmlowp (tensorflow-cpu 2.20.0), pip-downloaded --no-deps into the
+# user cache and unzipped there (include trees only; the venv is not touched).
+.venv/bin/python -m embbert.convert.aot.headers >/dev/null
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 echo "setup done: .venv/bin/embbert --help" >&2

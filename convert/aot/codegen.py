@@ -1,0 +1,527 @@
+"""Emit model_aot.h / model_aot.cc: the int8 graph as straight-line C++.
+
+Prepare happens here, in Python (quant.py mirrors TFLite-Micro's Prepare);
+Eval is the generated `embbert_aot::Infer(ids, n, logits)`, which calls
+TFLite-Micro's reference kernels (headers from the pinned wheels, see
+headers.py) and the few kernels in firmware/src/backends/aot/aot_ops.h.
+
+- Weights are `static const` arrays (flash on a microcontroller).
+- Activations live in one static arena at offsets planned here from each
+  tensor's lifetime (greedy, largest first, 16-byte aligned), sized for n = L.
+- Shapes are C expressions in n (graph.py), so Infer computes only the n real
+  tokens; n = L is the full-length graph, op for op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import quant
+from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
+
+ALIGN = 16
+_CTYPE = {"int8": "int8_t", "int32": "int32_t", "bool": "bool"}
+_SIZE = {"int8": 1, "int32": 4, "bool": 1}
+
+
+# ---------------------------------------------------------------- arena plan
+
+@dataclass
+class Buffer:
+    root: int  # tensor index owning the storage
+    size: int  # bytes at n = L
+    first: int  # op index that writes it (-1: the input)
+    last: int  # last op index that reads it
+    offset: int = -1
+
+
+def _alias_roots(g: Graph) -> dict[int, int]:
+    roots = {}
+    for op in g.ops:
+        if op.kind == "RESHAPE" and not g.tensors[op.inputs[0]].is_const:
+            src = op.inputs[0]
+            roots[op.outputs[0]] = roots.get(src, src)
+    return roots
+
+
+def _scratch_bytes(g: Graph, op: Op) -> int:
+    """Per-op scratch (MEAN/SUM: an int32 sum per output element)."""
+    if op.kind in ("MEAN", "SUM"):
+        return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    return 0
+
+
+def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
+    roots = _alias_roots(g)
+    bufs: dict[int, Buffer] = {}
+
+    def touch(t: int, k: int, write: bool):
+        if g.tensors[t].is_const:
+            return
+        r = roots.get(t, t)
+        if r not in bufs:
+            tt = g.tensors[r]
+            size = int(np.prod(tt.static_shape)) * _SIZE[tt.dtype]
+            bufs[r] = Buffer(r, size, k, k)
+        bufs[r].last = max(bufs[r].last, k)
+
+    touch(g.inputs[0], -1, True)
+    for op in g.ops:
+        for t in op.inputs:
+            if t >= 0:
+                touch(t, op.index, False)
+        for t in op.outputs:
+            touch(t, op.index, True)
+    for t in g.outputs:
+        touch(t, len(g.ops), False)
+    scratch = {op.index: Buffer(-1, s, op.index, op.index) for op in g.ops if (s := _scratch_bytes(g, op))}
+    everything = list(bufs.values()) + list(scratch.values())
+    placed: list[Buffer] = []
+    for b in sorted(everything, key=lambda b: (-b.size, b.first)):
+        live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
+        off = 0
+        for p in live:
+            if off + b.size <= p.offset:
+                break
+            off = max(off, _align(p.offset + p.size))
+        b.offset = off
+        placed.append(b)
+    total = _align(max((b.offset + b.size for b in placed), default=0))
+    return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
+
+
+def _align(x: int) -> int:
+    return (x + ALIGN - 1) // ALIGN * ALIGN
+
+
+# ---------------------------------------------------------------- C helpers
+
+def _prod(shape: list[Dim]) -> str:
+    static = int(np.prod([d[1] for d in shape if d[0] == 0])) if shape else 1
+    syms = [dim_c(d) for d in shape if d[0]]
+    return " * ".join(([str(static)] if static != 1 or not syms else []) + syms)
+
+
+def _carray(values, per_line: int = 24) -> str:
+    vals = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    return "{\n  " + ",\n  ".join(lines) + "}" if vals else "{}"
+
+
+class Emitter:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.bufs, self.scratch, self.arena_bytes = plan_arena(g)
+        self.consts: list[str] = []
+        self.body: list[str] = []
+        self.const_names: dict[int, str] = {}
+
+    # tensor access -----------------------------------------------------
+    def t(self, i: int) -> str:
+        tt = self.g.tensors[i]
+        if tt.is_const:
+            if i not in self.const_names:
+                name = f"c{i}"
+                ctype = _CTYPE[tt.dtype]
+                data = tt.data.astype(np.uint8) if tt.dtype == "bool" else tt.data
+                self.consts.append(f"// {tt.name} {tt.static_shape}\n"
+                                   f"alignas(16) static const {ctype} {name}[{max(1, tt.data.size)}] = {_carray(data)};")
+                self.const_names[i] = name
+            return self.const_names[i]
+        b = self.bufs[i]
+        return f"reinterpret_cast<{_CTYPE[tt.dtype]}*>(g_arena + {b.offset})"
+
+    def shape(self, i: int, like: list[Dim] | None = None) -> list[Dim]:
+        from .graph import _shape
+
+        return _shape(self.g, i, like)
+
+    def dims(self, name: str, shape: list[Dim], ctype: str = "int32_t") -> str:
+        vals = ", ".join(dim_c(d) for d in shape) or "1"
+        return f"const {ctype} {name}[] = {{{vals}}};"
+
+    def rs(self, name: str, shape: list[Dim]) -> str:
+        return f"tflite_micro::RuntimeShape({max(1, len(shape))}, {name})"
+
+    # ops ------------------------------------------------------------------
+    def emit(self) -> None:
+        for op in self.g.ops:
+            if op.kind == "RESHAPE":
+                src, dst = op.inputs[0], op.outputs[0]
+                if self.g.tensors[src].is_const:
+                    raise AotUnsupported("RESHAPE of a constant")
+                self.body.append(f"  // op {op.index} RESHAPE: in place")
+                continue
+            fn = getattr(self, "op_" + op.kind.lower(), None)
+            if fn is None:
+                raise AotUnsupported(f"op {op.kind} has no aot emitter")
+            outs = self.g.tensors[op.outputs[0]]
+            self.body.append(f"  {{  // op {op.index} {op.kind} -> {outs.name} {outs.static_shape}")
+            self.body.extend("    " + line for line in fn(op))
+            self.body.append(f"    EMBBERT_AOT_TRACE({op.index}, {self.t(outs.index)}, "
+                             f"{_prod(outs.shape)} * sizeof({_CTYPE[outs.dtype]}));")
+            self.body.append("  }")
+
+    def _elem_index(self, op: Op, k: int) -> str:
+        """Index expression of operand k in an elementwise op over `i` (scalar or full)."""
+        shapes = op.options["in_shapes"]
+        out = self.g.tensors[op.outputs[0]].shape
+        if _prod(shapes[k]) == "1":
+            return "0"
+        if [dim_c(d) for d in shapes[k]] == [dim_c(d) for d in out[-len(shapes[k]):]] and \
+                all(d == (0, 1) for d in out[:len(out) - len(shapes[k])]):
+            return "i"
+        raise AotUnsupported(f"op {op.index} {op.kind}: broadcast {shapes} on non-int8 data")
+
+    def _simple_elementwise(self, op: Op, expr: str) -> list[str]:
+        out = op.outputs[0]
+        n_out = _prod(self.g.tensors[out].shape)
+        ins = [f"{self.t(i)}[{self._elem_index(op, k)}]" for k, i in enumerate(op.inputs)]
+        return [f"for (int i = 0; i < {n_out}; ++i) {self.t(out)}[i] = {expr.format(*ins)};"]
+
+    def op_equal(self, op):
+        return self._simple_elementwise(op, "({0} == {1})")
+
+    def op_less(self, op):
+        return self._simple_elementwise(op, "({0} < {1})")
+
+    def op_select_v2(self, op):
+        return self._simple_elementwise(op, "({0} ? {1} : {2})")
+
+    def op_cast(self, op):
+        src, dst = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        if (src.dtype, dst.dtype) not in (("bool", "int32"), ("int32", "int32")):
+            raise AotUnsupported(f"CAST {src.dtype} -> {dst.dtype}")
+        op.options["in_shapes"] = [src.shape]
+        return self._simple_elementwise(op, "static_cast<int32_t>({0})")
+
+    def _int32_binary(self, op, sym):
+        return self._simple_elementwise(op, "({0} " + sym + " {1})")
+
+    def _binary_int8_shapes(self, op) -> tuple[list[str], str, str, str, bool]:
+        s1, s2 = op.options["in_shapes"]
+        so = self.g.tensors[op.outputs[0]].shape
+        lines = [self.dims("d1", s1), self.dims("d2", s2), self.dims("dout", so)]
+        same = [dim_c(d) for d in s1] == [dim_c(d) for d in s2] == [dim_c(d) for d in so]
+        return lines, self.rs("d1", s1), self.rs("d2", s2), self.rs("dout", so), same
+
+    def op_add(self, op):
+        a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+        if o.dtype == "int32":
+            return self._int32_binary(op, "+")
+        p = quant.add_params(a.s, b.s, o.s)
+        lines, r1, r2, ro, same = self._binary_int8_shapes(op)
+        lines += [
+            "tflite_micro::ArithmeticParams p = {};",
+            f"p.left_shift = {p['left_shift']};",
+            f"p.input1_offset = {-a.zero_point}; p.input1_multiplier = {p['input1_multiplier']}; "
+            f"p.input1_shift = {p['input1_shift']};",
+            f"p.input2_offset = {-b.zero_point}; p.input2_multiplier = {p['input2_multiplier']}; "
+            f"p.input2_shift = {p['input2_shift']};",
+            f"p.output_offset = {o.zero_point}; p.output_multiplier = {p['output_multiplier']}; "
+            f"p.output_shift = {p['output_shift']};",
+            "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
+            f"tflite_micro::reference_integer_ops::{'Add' if same else 'BroadcastAdd6DSlow'}(p, {r1}, "
+            f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
+        ]
+        self._check_act(op)
+        return lines
+
+    def op_mul(self, op):
+        a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+        if o.dtype == "int32":
+            return self._int32_binary(op, "*")
+        m, s = quant.mul_params(a.s, b.s, o.s)
+        lines, r1, r2, ro, same = self._binary_int8_shapes(op)
+        lines += [
+            "tflite_micro::ArithmeticParams p = {};",
+            f"p.input1_offset = {-a.zero_point}; p.input2_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
+            f"p.output_multiplier = {m}; p.output_shift = {s};",
+            "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
+            f"tflite_micro::reference_integer_ops::{'Mul' if same else 'BroadcastMul6DSlow'}(p, {r1}, "
+            f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
+        ]
+        self._check_act(op)
+        return lines
+
+    def _check_act(self, op):
+        if op.options.get("fusedActivationFunction", 0) != 0:
+            raise AotUnsupported(f"op {op.index} {op.kind}: fused activation")
+
+    def op_gather(self, op):
+        params, idx, out = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+        if op.options.get("batchDims", 0):
+            raise AotUnsupported("GATHER with batch_dims")
+        ps = self.shape(params.index)
+        ax = op.options["axis"] % len(ps)
+        outer, inner = _prod(ps[:ax]) or "1", _prod(ps[ax + 1:]) or "1"
+        n_idx = _prod(self.shape(idx.index)) or "1"
+        return [f"embbert_aot::Gather<{_CTYPE[params.dtype]}>({self.t(params.index)}, {outer}, {dim_c(ps[ax])}, "
+                f"{inner}, {self.t(idx.index)}, {n_idx}, {self.t(out.index)});"]
+
+    def op_concatenation(self, op):
+        self._check_act(op)
+        shapes = op.options["in_shapes"]
+        out = self.g.tensors[op.outputs[0]]
+        ax = op.options["axis"] % len(shapes[0])
+        outer = _prod(shapes[0][:ax]) or "1"
+        ctype = _CTYPE[out.dtype]
+        for i in op.inputs:
+            t = self.g.tensors[i]
+            if t.dtype == "int8" and (t.s != out.s or t.zero_point != out.zero_point):
+                raise AotUnsupported("CONCATENATION with requantization")
+        lines = [f"{ctype}* o = {self.t(out.index)};", f"for (int r = 0; r < {outer}; ++r) {{"]
+        for k, i in enumerate(op.inputs):
+            chunk = _prod(shapes[k][ax:])
+            lines.append(f"  memcpy(o, {self.t(i)} + r * ({chunk}), sizeof({ctype}) * ({chunk})); o += {chunk};")
+        return lines + ["}"]
+
+    def op_fully_connected(self, op):
+        self._check_act(op)
+        x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
+        units, depth = w.static_shape
+        xs = self.shape(x.index)
+        rows = _prod(xs[:-1]) or "1"
+        lines = [f"const int32_t dx[] = {{{rows}, {depth}}};", f"const int32_t dw[] = {{{units}, {depth}}};",
+                 f"const int32_t db[] = {{{units}}};", f"const int32_t dout[] = {{{rows}, {units}}};",
+                 "tflite_micro::FullyConnectedParams p = {};",
+                 f"p.input_offset = {-x.zero_point}; p.weights_offset = {-w.zero_point}; "
+                 f"p.output_offset = {o.zero_point};",
+                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;"]
+        b = self.t(bias) if bias >= 0 else "nullptr"
+        args = (f"tflite_micro::RuntimeShape(2, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(2, dw), "
+                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, tflite_micro::RuntimeShape(2, dout), "
+                f"{self.t(o.index)}")
+        if len(w.scale) > 1:
+            mults, shifts = quant.per_channel_multipliers(x.s, w.scale, o.s)
+            lines += [f"static const int32_t mult[] = {_carray(mults)};", f"static const int shift[] = {_carray(shifts)};",
+                      f"tflite_micro::reference_integer_ops::FullyConnectedPerChannel<int8_t, int8_t, int8_t, int32_t>"
+                      f"(p, mult, shift, {args});"]
+        else:
+            m, s = quant.quantize_multiplier(quant.conv_multiplier(x.s, w.s, o.s))
+            lines += [f"p.output_multiplier = {m}; p.output_shift = {s};",
+                      f"tflite_micro::reference_integer_ops::FullyConnected<int8_t, int8_t, int8_t, int32_t>(p, {args});"]
+        return lines
+
+    def _reduce(self, op, compute_sum: bool):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        xs, os_ = self.shape(x.index), o.shape
+        axes = [int(a) for a in np.asarray(self.g.tensors[op.inputs[1]].data).reshape(-1)]
+        m, s = quant.quantize_multiplier(quant.f32(x.s) / quant.f32(o.s))
+        scratch = f"reinterpret_cast<int32_t*>(g_arena + {self.scratch[op.index].offset})"
+        lines = [self.dims("dx", xs, "int"), self.dims("dout", os_, "int"),
+                 f"const int axis[] = {{{', '.join(map(str, axes))}}};", "int temp_index[6]; int resolved_axis[6];"]
+        keep = "true" if op.options.get("keepDims") else "false"
+        common = (f"{len(xs)}, {self.t(o.index)}, {{OUT}}, dout, {max(1, len(os_))}, axis, {len(axes)}, {keep}, "
+                  f"temp_index, resolved_axis, {scratch}")
+        if not compute_sum and x.zero_point == o.zero_point and quant.f32(x.s) == quant.f32(o.s):
+            lines.append(f"tflite_micro::reference_ops::Mean<int8_t, int32_t>({self.t(x.index)}, dx, "
+                         + common.replace("{OUT}, ", "") + ");")
+        else:
+            lines.append(f"tflite_micro::reference_ops::QuantizedMeanOrSum<int8_t, int32_t>({self.t(x.index)}, "
+                         f"{x.zero_point}, dx, "
+                         + common.replace("{OUT}", f"{m}, {s}, {o.zero_point}")
+                         + f", {'true' if compute_sum else 'false'});")
+        return lines
+
+    def op_mean(self, op):
+        xs = self.shape(op.inputs[0])
+        if len(xs) == 4 and op.options.get("keepDims") and sorted(
+                int(a) for a in np.asarray(self.g.tensors[op.inputs[1]].data).reshape(-1)) == [1, 2]:
+            raise AotUnsupported("MEAN over axes 1 and 2 of a 4-D tensor (TFLite-Micro's special case)")
+        return self._reduce(op, False)
+
+    def op_sum(self, op):
+        return self._reduce(op, True)
+
+    def op_rsqrt(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        m, s = quant.rsqrt_params(x.s, o.s)
+        return [f"embbert_aot::RsqrtInt8({self.t(x.index)}, {self.t(o.index)}, {_prod(o.shape)}, {x.zero_point}, "
+                f"{o.zero_point}, {m}, {s});"]
+
+    def _rank4(self, shape: list[Dim]) -> list[Dim]:
+        if len(shape) > 4:
+            raise AotUnsupported("rank > 4")
+        return [(0, 1)] * (4 - len(shape)) + list(shape)
+
+    def op_transpose(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        perm = [int(p) for p in self.g.tensors[op.inputs[1]].data]
+        k = 4 - len(perm)
+        perm4 = list(range(k)) + [p + k for p in perm]
+        return [self.dims("dx", self._rank4(self.shape(x.index))), f"const int perm[] = {{{', '.join(map(str, perm4))}}};",
+                f"embbert_aot::Transpose4<{_CTYPE[x.dtype]}>({self.t(x.index)}, dx, perm, {self.t(o.index)});"]
+
+    def op_pad(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        pads = np.asarray(self.g.tensors[op.inputs[1]].data).reshape(-1, 2)
+        k = 4 - len(pads)
+        before = [0] * k + [int(p) for p in pads[:, 0]]
+        after = [0] * k + [int(p) for p in pads[:, 1]]
+        value = o.zero_point if x.dtype == "int8" else 0
+        return [self.dims("dx", self._rank4(self.shape(x.index))),
+                f"const int32_t before[] = {{{', '.join(map(str, before))}}};",
+                f"const int32_t after[] = {{{', '.join(map(str, after))}}};",
+                f"embbert_aot::Pad4<{_CTYPE[x.dtype]}>({self.t(x.index)}, dx, before, after, "
+                f"static_cast<{_CTYPE[x.dtype]}>({value}), {self.t(o.index)});"]
+
+    def op_conv_2d(self, op):
+        self._check_act(op)
+        x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
+        mults, shifts = quant.per_channel_multipliers(x.s, w.scale if len(w.scale) > 1 else w.scale * w.static_shape[0],
+                                                      o.s)
+        return [self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
+                f"const int32_t db[] = {{{w.static_shape[0]}}};", self.dims("dout", o.shape),
+                "tflite_micro::ConvParams p = {};",
+                "p.padding_type = tflite_micro::PaddingType::kValid;",
+                "p.stride_width = 1; p.stride_height = 1; p.dilation_width_factor = 1; p.dilation_height_factor = 1;",
+                f"p.input_offset = {-x.zero_point}; p.weights_offset = 0; p.output_offset = {o.zero_point};",
+                "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
+                f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};",
+                f"tflite_micro::reference_integer_ops::ConvPerChannel(p, mult, shift, tflite_micro::RuntimeShape(4, dx), "
+                f"{self.t(x.index)}, tflite_micro::RuntimeShape(4, dw), {self.t(w.index)}, "
+                f"tflite_micro::RuntimeShape(1, db), {self.t(bias) if bias >= 0 else 'nullptr'}, "
+                f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
+
+    def op_batch_matmul(self, op):
+        a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
+        if not op.options.get("adjY"):
+            raise AotUnsupported("BATCH_MATMUL without adj_y (needs the transposed RHS)")
+        m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
+        sa, sb = self.shape(a.index), self.shape(b.index)
+        sa = sa[:-2] + [sa[-1], sa[-2]]  # TFLite-Micro views the LHS as <..., B, A> (SwapRowColumnDims)
+        return [self.dims("da", sa), self.dims("db", sb), self.dims("dout", o.shape),
+                "tflite_micro::FullyConnectedParams p = {};",
+                f"p.input_offset = {-a.zero_point}; p.weights_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
+                f"p.output_multiplier = {m}; p.output_shift = {s};",
+                "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
+                "// TFLite-Micro passes the RHS first (batch_matmul.cc EvalInt8)",
+                f"tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(p, {self.rs('db', sb)}, {self.t(b.index)}, "
+                f"{self.rs('da', sa)}, {self.t(a.index)}, {self.rs('dout', o.shape)}, {self.t(o.index)});"]
+
+    def op_softmax(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        if o.zero_point != -128 or quant.f32(o.s) != quant.f32(1 / 256):
+            raise AotUnsupported("SOFTMAX output must be scale 1/256, zero point -128")
+        mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), x.s)
+        return [self.dims("dx", x.shape), "tflite_micro::SoftmaxParams p = {};",
+                f"p.input_multiplier = {mult}; p.input_left_shift = {shift}; p.diff_min = {diff_min};",
+                f"tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, {self.rs('dx', x.shape)}, {self.t(x.index)}, "
+                f"{self.rs('dx', x.shape)}, {self.t(o.index)});"]
+
+    def op_logistic(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        if o.zero_point != -128:
+            raise AotUnsupported("LOGISTIC output zero point must be -128")
+        mult, shift, radius = quant.logistic_params(x.s)
+        return [f"tflite_micro::reference_integer_ops::Logistic({x.zero_point}, {radius}, {mult}, {shift}, "
+                f"{_prod(x.shape)}, {self.t(x.index)}, {self.t(o.index)});"]
+
+    def op_strided_slice(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        ranges = op.options["ranges"]
+        k = 4 - len(ranges)
+        start = ["0"] * k + [dim_c(s) for s, _ in ranges]
+        return [self.dims("dx", self._rank4(self.shape(x.index))),
+                f"const int32_t start[] = {{{', '.join(start)}}};", self.dims("size", self._rank4(o.shape)),
+                f"embbert_aot::Slice4<{_CTYPE[x.dtype]}>({self.t(x.index)}, dx, start, size, {self.t(o.index)});"]
+
+
+def _static4(shape: list[int]) -> list[Dim]:
+    return [(0, d) for d in shape]
+
+
+# ---------------------------------------------------------------- MACs
+
+def macs(g: Graph, n: int) -> int:
+    """Multiply-accumulates of one inference on n tokens (FC, conv, batch matmul)."""
+    total = 0
+    for op in g.ops:
+        o = g.tensors[op.outputs[0]]
+        out = int(np.prod([dim_eval(d, n) for d in o.shape]))
+        if op.kind == "FULLY_CONNECTED":
+            total += out * g.tensors[op.inputs[1]].static_shape[1]
+        elif op.kind == "CONV_2D":
+            w = g.tensors[op.inputs[1]].static_shape
+            total += out * w[1] * w[2] * w[3]
+        elif op.kind == "BATCH_MATMUL":
+            a = g.tensors[op.inputs[0]].shape
+            total += out * dim_eval(a[-1], n)
+    return total
+
+
+# ---------------------------------------------------------------- files
+
+def generate(g: Graph, model_sha256: str) -> tuple[str, str, dict]:
+    em = Emitter(g)
+    em.emit()
+    out = g.tensors[g.outputs[0]]
+    n_logits = int(np.prod(out.static_shape))
+    inp = g.inputs[0]
+    header = f"""// Generated by embbert convert (convert/aot) from model.tflite sha256 {model_sha256}.
+// Do not edit: regenerate with `embbert build ART_DIR --backend aot`.
+#pragma once
+#include <stdint.h>
+
+namespace embbert_aot {{
+
+constexpr int kMaxLen = {g.L};             // the graph's sequence length L
+constexpr int kNumLogits = {n_logits};
+constexpr uint32_t kArenaBytes = {em.arena_bytes};  // activations + scratch, planned for n = L
+constexpr int8_t kOutputZeroPoint = {out.zero_point};
+constexpr float kOutputScale = {out.s!r}f;
+
+// ids: n int32 token ids ([CLS] ... [SEP], each < vocab), 1 <= n <= kMaxLen.
+// Computes only the n tokens; n = kMaxLen with right padding is the full graph.
+void Infer(const int32_t* ids, int n, int8_t* logits);
+
+}}  // namespace embbert_aot
+"""
+    body = "\n".join(em.body)
+    source = f"""// Generated by embbert convert (convert/aot) from model.tflite sha256 {model_sha256}.
+// Eval of the int8 graph: TFLite-Micro's reference kernels (from the pinned
+// wheels' headers) with parameters precomputed at convert time.
+#include "model_aot.h"
+
+#include <string.h>
+
+#include "aot_ops.h"
+#include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
+#include "tensorflow/lite/kernels/internal/reference/reduce.h"
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
+
+// A debug build may define EMBBERT_AOT_TRACE(op, data, bytes) to see each op's output.
+#ifndef EMBBERT_AOT_TRACE
+#define EMBBERT_AOT_TRACE(op, data, bytes) ((void)0)
+#endif
+
+namespace embbert_aot {{
+namespace {{
+
+alignas(16) uint8_t g_arena[kArenaBytes];
+
+{chr(10).join(em.consts)}
+
+}}  // namespace
+
+void Infer(const int32_t* ids, int n, int8_t* logits) {{
+  memcpy({em.t(inp)}, ids, sizeof(int32_t) * n);
+{body}
+  memcpy(logits, {em.t(out.index)}, kNumLogits);
+}}
+
+}}  // namespace embbert_aot
+"""
+    info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits,
+            "macs_full": macs(g, g.L)}
+    return header, source, info

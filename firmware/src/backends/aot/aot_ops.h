@@ -1,0 +1,107 @@
+// Kernels of the aot backend that TFLite-Micro keeps in .cc files (not in the
+// headers the wheels ship): RSQRT's int8 arithmetic, and plain data movement
+// (gather, concat, transpose, pad, strided slice, select, compare, cast).
+// The arithmetic is TFLite-Micro's, reproduced; tests hold the generated model
+// to the host TFLite-Micro interpreter bit for bit. Everything else the
+// generated code calls is TFLite-Micro's own reference kernels.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "tensorflow/lite/kernels/internal/common.h"
+
+namespace embbert_aot {
+
+// RSQRT, int8 (elementwise.cc RsqrtEvalQuantized). Prepare's multiplier and
+// shift come from convert/aot/quant.py (SetRsqrtOutputMultiplier).
+inline void RsqrtInt8(const int8_t* in, int8_t* out, int size, int32_t input_offset, int32_t output_offset,
+                      int32_t multiplier, int shift) {
+  const int32_t kShift = 20;  // keeps the intermediate an integer, as upstream
+  for (int i = 0; i < size; ++i) {
+    const int32_t value = in[i] - input_offset;
+    if (value == 0) {  // upstream: the max output value
+      out[i] = std::numeric_limits<int8_t>::max();
+      continue;
+    }
+    int32_t inv_sqrt_multiplier;
+    int inv_sqrt_shift;
+    tflite_micro::GetInvSqrtQuantizedMultiplierExp(value, tflite_micro::kReverseShift, &inv_sqrt_multiplier,
+                                                   &inv_sqrt_shift);
+    const int32_t data = tflite_micro::MultiplyByQuantizedMultiplier(static_cast<int32_t>(1), inv_sqrt_multiplier,
+                                                                     inv_sqrt_shift + kShift);
+    const int32_t output = tflite_micro::MultiplyByQuantizedMultiplier(data, multiplier, shift - kShift) + output_offset;
+    out[i] = static_cast<int8_t>(std::min<int32_t>(std::max<int32_t>(output, -128), 127));
+  }
+}
+
+// Row gather along axis `axis` of params [outer, axis_size, inner].
+template <typename T>
+inline void Gather(const T* params, int outer, int axis_size, int inner, const int32_t* idx, int n_idx, T* out) {
+  for (int o = 0; o < outer; ++o) {
+    for (int k = 0; k < n_idx; ++k) {
+      int32_t j = idx[k];
+      if (j < 0 || j >= axis_size) j = 0;  // ids are range-checked before inference
+      memcpy(out + (o * n_idx + k) * inner, params + (o * axis_size + j) * inner, sizeof(T) * inner);
+    }
+  }
+}
+
+// Concatenation of two tensors along an axis: [outer, a_axis*inner] + [outer, b_axis*inner].
+template <typename T>
+inline void Concat2(const T* a, int a_chunk, const T* b, int b_chunk, int outer, T* out) {
+  for (int o = 0; o < outer; ++o) {
+    memcpy(out, a + o * a_chunk, sizeof(T) * a_chunk);
+    out += a_chunk;
+    memcpy(out, b + o * b_chunk, sizeof(T) * b_chunk);
+    out += b_chunk;
+  }
+}
+
+// Transpose of a rank-<=4 tensor (dims padded to 4 with leading 1s; perm over 4).
+template <typename T>
+inline void Transpose4(const T* in, const int32_t* dims, const int* perm, T* out) {
+  int32_t stride[4];
+  stride[3] = 1;
+  for (int i = 2; i >= 0; --i) stride[i] = stride[i + 1] * dims[i + 1];
+  int32_t od[4];
+  for (int i = 0; i < 4; ++i) od[i] = dims[perm[i]];
+  int k = 0;
+  for (int a = 0; a < od[0]; ++a)
+    for (int b = 0; b < od[1]; ++b)
+      for (int c = 0; c < od[2]; ++c)
+        for (int d = 0; d < od[3]; ++d)
+          out[k++] = in[a * stride[perm[0]] + b * stride[perm[1]] + c * stride[perm[2]] + d * stride[perm[3]]];
+}
+
+// Pad (rank <= 4) with a constant value; before[i], after[i] per axis.
+template <typename T>
+inline void Pad4(const T* in, const int32_t* dims, const int32_t* before, const int32_t* after, T value, T* out) {
+  int32_t od[4];
+  for (int i = 0; i < 4; ++i) od[i] = dims[i] + before[i] + after[i];
+  int k = 0;
+  for (int a = 0; a < od[0]; ++a)
+    for (int b = 0; b < od[1]; ++b)
+      for (int c = 0; c < od[2]; ++c)
+        for (int d = 0; d < od[3]; ++d) {
+          const int ia = a - before[0], ib = b - before[1], ic = c - before[2], id = d - before[3];
+          const bool inside = ia >= 0 && ia < dims[0] && ib >= 0 && ib < dims[1] && ic >= 0 && ic < dims[2] &&
+                              id >= 0 && id < dims[3];
+          out[k++] = inside ? in[((ia * dims[1] + ib) * dims[2] + ic) * dims[3] + id] : value;
+        }
+}
+
+// Strided slice with stride 1 (rank <= 4): start[i] .. start[i] + size[i].
+template <typename T>
+inline void Slice4(const T* in, const int32_t* dims, const int32_t* start, const int32_t* size, T* out) {
+  int k = 0;
+  for (int a = 0; a < size[0]; ++a)
+    for (int b = 0; b < size[1]; ++b)
+      for (int c = 0; c < size[2]; ++c)
+        for (int d = 0; d < size[3]; ++d)
+          out[k++] = in[(((start[0] + a) * dims[1] + start[1] + b) * dims[2] + start[2] + c) * dims[3] + start[3] + d];
+}
+
+}  // namespace embbert_aot

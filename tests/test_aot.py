@@ -1,0 +1,103 @@
+"""The aot backend's generated C++ (convert/aot), built for the host with the
+firmware's flags, against the host TFLite-Micro interpreter: int8 logits bit
+for bit on real sentences, at full length and on the real length only."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+from test_convert import _make_run
+
+from embbert.config import ModelConfig
+from embbert.convert.aot import quant
+from embbert.convert.aot.codegen import macs, plan_arena
+from embbert.convert.aot.graph import read_graph
+from embbert.convert.aot.host import HostModel, build_host
+from embbert.convert.parity import padded
+from embbert.data import load_task
+
+# Smaller than the real presets (a fast conversion), with every EmbBERT op.
+SMOKE = ModelConfig(name="embbert-aot-smoke", family="embbert", vocab_size=512, max_len=64, d_model=32,
+                    embed_rank=8, n_layers=2, conv_kernel=8)
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aot")
+    run = _make_run(root / "run", SMOKE, seed=3)
+    out = root / "art"
+    run_cli("convert", run, "--out", out, "--calibration", "20", "--test-limit", "20", "--json", check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def host(art, tmp_path_factory):
+    exe = build_host(art / "model.tflite", tmp_path_factory.mktemp("aot-build"))
+    with HostModel(exe) as hm:
+        yield hm
+
+
+def _sentences(art, k):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(art / "tokenizer.json"))
+    L = json.loads((art / "manifest.json").read_text())["sequence_length"]
+    texts = [e.text for e in load_task("sms_spam", seed=0).test]
+    seqs = [tok.encode(t).ids[:L] for t in texts[:k]]
+    seqs[-1] = seqs[-1] + [4] * (L - len(seqs[-1]))  # one sentence at the full length L
+    return seqs, L
+
+
+def _micro(art, seqs, L):
+    from tflite_micro.python.tflite_micro import runtime
+
+    man = json.loads((art / "manifest.json").read_text())
+    interp = runtime.Interpreter.from_file(str(art / "model.tflite"), arena_size=man["arena_bytes"] + 1024)
+    out = []
+    for s in seqs:
+        interp.set_input(padded(s, L), 0)
+        interp.invoke()
+        out.append(interp.get_output(0)[0].astype(int).tolist())
+    return out
+
+
+def test_full_length_logits_are_bit_identical_to_tflite_micro(art, host):
+    seqs, L = _sentences(art, 60)
+    ref = _micro(art, seqs, L)
+    got = [host.infer(list(padded(s, L)[0])) for s in seqs]
+    assert len({tuple(r) for r in ref}) > 5  # the inputs really differ
+    assert got == ref
+
+
+def test_length_aware_mode_matches_on_real_sentences(art, host):
+    """Only the n real tokens are computed; padded keys are masked in the
+    graph, so the logits are expected (not guaranteed) to match: count them."""
+    seqs, L = _sentences(art, 60)
+    ref = _micro(art, seqs, L)
+    got = [host.infer(s) for s in seqs]
+    same = sum(g == r for g, r in zip(got, ref))
+    argmax = sum(int(np.argmax(g) == np.argmax(r)) for g, r in zip(got, ref))
+    assert got[-1] == ref[-1]  # n = L is the full graph
+    assert argmax >= 0.95 * len(seqs) and same >= 0.8 * len(seqs), (same, argmax)
+
+
+def test_arena_plan_never_overlaps_live_tensors(art):
+    g = read_graph((art / "model.tflite").read_bytes())
+    bufs, scratch, total = plan_arena(g)
+    items = {id(b): b for b in list(bufs.values()) + list(scratch.values())}.values()
+    for a in items:
+        assert a.offset % 16 == 0 and a.offset + a.size <= total
+        for b in items:
+            if a is not b and a.first <= b.last and b.first <= a.last:
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+    assert macs(g, 16) < macs(g, 64)  # work follows the sentence length
+
+
+@pytest.mark.parametrize("m, expected", [
+    (0.5, (1 << 30, 0)), (1.0, (1 << 30, 1)), (0.0, (0, 0)), (2 ** -40, (0, 0)),
+    (0.7071067811865476, (1518500250, 0)), (1 - 2 ** -40, (1 << 30, 1)),
+])
+def test_quantize_multiplier_matches_tflite(m, expected):
+    """QuantizeMultiplier: frexp, round half away from zero, 2^31 folds into the shift."""
+    assert quant.quantize_multiplier(m) == expected
