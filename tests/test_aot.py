@@ -101,3 +101,51 @@ def test_arena_plan_never_overlaps_live_tensors(art):
 def test_quantize_multiplier_matches_tflite(m, expected):
     """QuantizeMultiplier: frexp, round half away from zero, 2^31 folds into the shift."""
     assert quant.quantize_multiplier(m) == expected
+
+
+@pytest.fixture(scope="module")
+def firmware(art, tmp_path_factory):
+    from embbert.device.build import build_firmware
+
+    return build_firmware(art, "qemu-m4", backend="aot", out=tmp_path_factory.mktemp("fw"))
+
+
+def test_embbert_build_aot_serves_infer_ids_bit_exact_on_qemu(art, firmware):
+    from embbert.device.qemu import QemuDevice
+
+    assert firmware["backend"] == "aot" and firmware["aot"]["arena_bytes"] > 0
+    seqs, L = _sentences(art, 30)
+    ref = _micro(art, seqs, L)
+    man = json.loads((art / "manifest.json").read_text())
+    with QemuDevice(firmware["elf"], "qemu-m4", timeout=60) as dev:
+        info = dev.info()
+        assert info["backend"] == "aot" and info["model_sha256"] == man["model_file"]["sha256"]
+        assert info["labels"] == man["labels"] and info["max_len"] == L
+        got = [dev.infer_ids(s) for s in seqs]
+        host_len_aware = _host_lengths(art, seqs)
+        assert [g["logits"] for g in got] == host_len_aware  # the device computes what the host build computes
+        same = sum(g["logits"] == r for g, r in zip(got, ref))
+        assert same >= 0.8 * len(seqs) and got[-1]["logits"] == ref[-1]
+        short, long_ = (min(got, key=lambda g: g["n_tokens"]), max(got, key=lambda g: g["n_tokens"]))
+        assert short["instructions"] < long_["instructions"]  # latency follows the sentence length
+        c = dev.classify("Free entry in 2 a wkly comp to win FA Cup final tkts")
+        assert c["label"] in man["labels"] and len(c["logits"]) == len(man["labels"])
+
+
+def _host_lengths(art, seqs):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp, HostModel(build_host(art / "model.tflite", Path(tmp))) as hm:
+        return [hm.infer(s) for s in seqs]
+
+
+def test_full_length_firmware_is_bit_exact_on_qemu(art, tmp_path):
+    from embbert.device.build import build_firmware
+    from embbert.device.qemu import QemuDevice
+
+    fw = build_firmware(art, "qemu-m4", backend="aot", out=tmp_path / "fw", full_length=True)
+    seqs, L = _sentences(art, 20)
+    ref = _micro(art, seqs, L)
+    with QemuDevice(fw["elf"], "qemu-m4", timeout=60) as dev:
+        assert [dev.infer_ids(s)["logits"] for s in seqs] == ref

@@ -26,7 +26,10 @@ backend = config["backend"]
 
 counter = board["counter"]
 env.Append(
-    CPPPATH=[str(project / "src"), str(gen)],
+    # the backend's own headers, then include trees it names (aot: TFLite-Micro's
+    # reference kernels and gemmlowp from the pinned wheels, in the user cache)
+    CPPPATH=[str(project / "src"), str(gen), str(project / "src" / "backends" / backend),
+             *config.get("include_dirs", [])],
     CPPDEFINES=[
         ("EMBBERT_BOARD", env.StringifyMacro(board_name)),
         ("EMBBERT_COUNTER_UNIT", env.StringifyMacro(counter["unit"])),

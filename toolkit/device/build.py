@@ -67,7 +67,7 @@ def check_model_fits(manifest: dict, board: Board) -> None:
                         f"{board.memory.flash_bytes:,} B")
 
 
-def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None) -> dict:
+def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
         raise UserError(f"{art_dir} has no tokenizer.json (the converter writes it beside the model)")
@@ -75,13 +75,36 @@ def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None) -> 
         shutil.rmtree(gen)
     tables = write_tables(tokenizer, gen)
     max_len = manifest["sequence_length"] if manifest else DEFAULT_MAX_LEN
-    if backend != "none":
-        # Phase 2: the aot backend's generated C++ and the tflm model array go here.
-        raise UserError(f"backend {backend} cannot embed the model yet (issue 6, phase 2); "
-                        "build the tokenizer-only firmware with --backend none")
     config = {"backend": backend, "defines": {"EMBBERT_MAX_LEN": max_len}}
+    extra = {}
+    if backend == "aot":
+        from embbert.convert.aot.firmware import write_backend_sources
+
+        aot = write_backend_sources(art_dir, manifest, gen, full_length=full_length)
+        config["include_dirs"] = aot.pop("include_dirs")
+        config["defines"]["EMBBERT_AOT_FULL_LENGTH"] = int(full_length)
+        # TFLite-Micro's release configuration: DCHECKs off, no error strings, and a
+        # failed CHECK halts in a loop instead of calling abort() (no libc signals here).
+        # The host test build keeps the DCHECKs on; neither changes the arithmetic.
+        config["defines"].update({"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1})
+        extra["aot"] = aot
+    elif backend != "none":
+        # Phase 2: the tflm model array goes here.
+        raise UserError(f"backend {backend} cannot embed the model yet (issue 6, phase 2); "
+                        "build with --backend aot or --backend none")
     (gen / "build.json").write_text(json.dumps(config, indent=1))
-    return {"tokenizer_sha256": tables.sha256, "tokenizer_flash_bytes": tables_flash_bytes(tables), "max_len": max_len}
+    return {"tokenizer_sha256": tables.sha256, "tokenizer_flash_bytes": tables_flash_bytes(tables), "max_len": max_len,
+            **extra}
+
+
+def _aot_manifest(art_dir: Path, manifest: dict) -> dict:
+    """The aot backend's own memory: its planned arena, its weights (not the .tflite)."""
+    from embbert.convert.aot.firmware import footprint
+
+    model = art_dir / "model.tflite"
+    if not model.is_file():
+        raise UserError(f"{art_dir} has a manifest.json but no model.tflite; run `embbert convert` again")
+    return {**manifest, **footprint(model)}
 
 
 REGISTRY = ("api.registry.platformio.org", 443)
@@ -126,8 +149,9 @@ def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
         raise RuntimeError(f"PlatformIO build of {board.name} failed:\n{tail}")
 
 
-def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None) -> dict:
-    """Build; returns the report (flash_bytes, ram_bytes, paths, ...)."""
+def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None, full_length: bool = False) -> dict:
+    """Build; returns the report (flash_bytes, ram_bytes, paths, ...). full_length (aot): pad every
+    input to L and run the full graph instead of the n real tokens."""
     started = time.monotonic()
     art_dir = Path(art_dir)
     if not art_dir.is_dir():
@@ -136,11 +160,13 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     manifest = _manifest(art_dir)
     backend = choose_backend(backend, manifest, board)
     if manifest is not None:
-        check_model_fits(manifest, board)
+        check_model_fits(manifest, board)  # the converter's figures (TFLite-Micro's arena, the .tflite)
+        if backend == "aot":
+            check_model_fits(_aot_manifest(art_dir, manifest), board)  # the aot plan's own
     _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
     gen, pio_build = out / "generated", out / "pio"
-    report = _generate(art_dir, gen, backend, manifest)
+    report = _generate(art_dir, gen, backend, manifest, full_length)
     _run_platformio(board, gen, pio_build)
     built = pio_build / board.build.pio_env
     for name in ("firmware.elf", "firmware.bin", "firmware.map"):
