@@ -37,12 +37,41 @@ class Buffer:
     offset: int = -1
 
 
+# int8 kernels that may write over an input of the output's shape: each output
+# element depends on same-index input elements (and, for softmax, on its row's
+# max and sum, computed before any write), read before it is written.
+INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX")  # softmax: a row's max and sum are read first
+
+
 def _alias_roots(g: Graph) -> dict[int, int]:
-    roots = {}
-    for op in g.ops:
+    """tensor -> the tensor whose storage it uses: RESHAPE outputs always; the
+    output of an INPLACE_OPS op when an input of the same shape dies there."""
+    last_use: dict[int, int] = {}
+    for k, op in enumerate(g.ops):
+        for t in op.inputs:
+            last_use[t] = k
+    for t in g.outputs:
+        last_use[t] = len(g.ops)
+    roots: dict[int, int] = {}
+
+    def root(t):
+        return roots.get(t, t)
+
+    def group_last(r):
+        return max(last_use.get(t, -1) for t in [r, *[k for k, v in roots.items() if v == r]])
+
+    for k, op in enumerate(g.ops):
+        out = op.outputs[0]
         if op.kind == "RESHAPE" and not g.tensors[op.inputs[0]].is_const:
-            src = op.inputs[0]
-            roots[op.outputs[0]] = roots.get(src, src)
+            roots[out] = root(op.inputs[0])
+        elif op.kind in INPLACE_OPS and g.tensors[out].dtype == "int8":
+            for t in op.inputs:
+                tt = g.tensors[t]
+                if tt.is_const or t in g.inputs or tt.dtype != "int8" or tt.shape != g.tensors[out].shape:
+                    continue
+                if group_last(root(t)) == k:
+                    roots[out] = root(t)
+                    break
     return roots
 
 
@@ -68,15 +97,15 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
         bufs[r].last = max(bufs[r].last, k)
 
     touch(g.inputs[0], -1, True)
-    for op in g.ops:
+    for k, op in enumerate(g.ops):
         for t in op.inputs:
             if t >= 0:
-                touch(t, op.index, False)
+                touch(t, k, False)
         for t in op.outputs:
-            touch(t, op.index, True)
+            touch(t, k, True)
     for t in g.outputs:
         touch(t, len(g.ops), False)
-    scratch = {op.index: Buffer(-1, s, op.index, op.index) for op in g.ops if (s := _scratch_bytes(g, op))}
+    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op))}
     everything = list(bufs.values()) + list(scratch.values())
     placed: list[Buffer] = []
     for b in sorted(everything, key=lambda b: (-b.size, b.first)):
@@ -90,6 +119,78 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
         placed.append(b)
     total = _align(max((b.offset + b.size for b in placed), default=0))
     return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
+
+
+def schedule(g: Graph) -> None:
+    """Reorder g.ops to shrink the arena: each op as late as possible (right
+    before its first consumer), kept only if the plan gets smaller. The order of
+    independent ops changes no arithmetic; every op computes the same tensor."""
+    candidates = [list(g.ops), _as_late_as_possible(g.ops), _greedy_memory(g), _depth_first(g, False),
+                  _depth_first(g, True)]
+    sizes = []
+    for order in candidates:
+        g.ops = order
+        sizes.append(plan_arena(g)[2])
+    g.ops = candidates[sizes.index(min(sizes))]  # first of the smallest: the original order on a tie
+
+
+def _as_late_as_possible(ops: list[Op]) -> list[Op]:
+    order: list[Op] = []
+    for op in reversed(ops):
+        consumers = [k for k, o in enumerate(order) if set(o.inputs) & set(op.outputs)]
+        order.insert(min(consumers) if consumers else len(order), op)
+    return order
+
+
+def _depth_first(g: Graph, reverse_inputs: bool) -> list[Op]:
+    """Post-order from the outputs: each input's whole branch before the next input's."""
+    producer = {t: op for op in g.ops for t in op.outputs}
+    seen: set[int] = set()
+    order: list[Op] = []
+    stack = [(producer[t], False) for t in reversed(g.outputs)]
+    while stack:
+        op, expanded = stack.pop()
+        if op.index in seen:
+            continue
+        if expanded:
+            seen.add(op.index)
+            order.append(op)
+            continue
+        stack.append((op, True))
+        inputs = [t for t in op.inputs if t in producer]
+        for t in (inputs if reverse_inputs else reversed(inputs)):
+            if producer[t].index not in seen:
+                stack.append((producer[t], False))
+    return order
+
+
+def _greedy_memory(g: Graph) -> list[Op]:
+    """List scheduling: among the ready ops, the one that frees the most bytes
+    net of what it allocates (ties: the original order)."""
+    size = {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in g.tensors}
+    users: dict[int, set[int]] = {}
+    for op in g.ops:
+        for t in op.inputs:
+            users.setdefault(t, set()).add(op.index)
+    produced = {t for op in g.ops for t in op.outputs}
+    done: set[int] = set()
+    available = {t.index for t in g.tensors if t.is_const} | set(g.inputs)
+    order, pending = [], list(g.ops)
+    while pending:
+        ready = [op for op in pending if all(t < 0 or t in available or t not in produced for t in op.inputs)]
+
+        def gain(op):
+            freed = sum(size[t] for t in set(op.inputs) if t in produced and users[t] - done == {op.index}
+                        and t not in g.outputs)
+            alloc = 0 if op.kind == "RESHAPE" else sum(size[t] for t in op.outputs)
+            return freed - alloc
+
+        best = max(ready, key=lambda op: (gain(op), -op.index))
+        order.append(best)
+        pending.remove(best)
+        done.add(best.index)
+        available.update(best.outputs)
+    return order
 
 
 def _align(x: int) -> int:
@@ -112,6 +213,7 @@ def _carray(values, per_line: int = 24) -> str:
 
 class Emitter:
     def __init__(self, g: Graph):
+        schedule(g)
         self.g = g
         self.bufs, self.scratch, self.arena_bytes = plan_arena(g)
         self.consts: list[str] = []
