@@ -16,25 +16,54 @@ from embbert.convert.aot.graph import read_graph
 from embbert.convert.aot.host import HostModel, build_host
 from embbert.convert.parity import padded
 from embbert.data import load_task
+from embbert.tokenizer import encode
 
-# Smaller than the real presets (a fast conversion), with every EmbBERT op.
+# Smaller than the real presets (fast conversions), with the ops of each family:
+# EmbBERT (conv branch, RMSNorm's RSQRT, efficient attention), BERT (LayerNorm's
+# SUB, TANH pooler, BATCH_MATMUL without adj_y), Embedder + conv (SUM pooling).
 SMOKE = ModelConfig(name="embbert-aot-smoke", family="embbert", vocab_size=512, max_len=64, d_model=32,
                     embed_rank=8, n_layers=2, conv_kernel=8)
+FAMILIES = {
+    "embbert": SMOKE,
+    "bert": ModelConfig(name="bert-aot-smoke", family="bert", vocab_size=512, max_len=64, d_model=32, n_layers=1,
+                        n_heads=2, attention="standard", ff_dim=64),
+    "embedder-conv": ModelConfig(name="embedder-conv-aot-smoke", family="embedder", vocab_size=512, max_len=64,
+                                 d_model=48, embed_rank=8, n_layers=0, n_heads=0, attention="none", conv_kernel=8,
+                                 pooling="rms"),
+}
+
+
+_CONVERTED = {}  # one conversion per config per session, shared by the fixtures
+
+
+def _convert(tmp_path_factory, cfg):
+    if cfg.name in _CONVERTED:
+        return _CONVERTED[cfg.name]
+    root = tmp_path_factory.mktemp("aot")
+    run = _make_run(root / "run", cfg, seed=3)
+    out = root / "art"
+    run_cli("convert", run, "--out", out, "--calibration", "20", "--test-limit", "20", "--json", check=True)
+    _CONVERTED[cfg.name] = out
+    return out
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family_art(request, tmp_path_factory):
+    return _convert(tmp_path_factory, FAMILIES[request.param])
 
 
 @pytest.fixture(scope="module")
 def art(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aot")
-    run = _make_run(root / "run", SMOKE, seed=3)
-    out = root / "art"
-    run_cli("convert", run, "--out", out, "--calibration", "20", "--test-limit", "20", "--json", check=True)
-    return out
+    return _convert(tmp_path_factory, SMOKE)
+
+
+def _host(art, tmp_path_factory):
+    return HostModel(build_host(art / "model.tflite", tmp_path_factory.mktemp("aot-build")))
 
 
 @pytest.fixture(scope="module")
 def host(art, tmp_path_factory):
-    exe = build_host(art / "model.tflite", tmp_path_factory.mktemp("aot-build"))
-    with HostModel(exe) as hm:
+    with _host(art, tmp_path_factory) as hm:
         yield hm
 
 
@@ -44,7 +73,7 @@ def _sentences(art, k):
     tok = Tokenizer.from_file(str(art / "tokenizer.json"))
     L = json.loads((art / "manifest.json").read_text())["sequence_length"]
     texts = [e.text for e in load_task("sms_spam", seed=0).test]
-    seqs = [tok.encode(t).ids[:L] for t in texts[:k]]
+    seqs = encode(tok, texts[:k], L)
     seqs[-1] = seqs[-1] + [4] * (L - len(seqs[-1]))  # one sentence at the full length L
     return seqs, L
 
@@ -62,10 +91,11 @@ def _micro(art, seqs, L):
     return out
 
 
-def test_full_length_logits_are_bit_identical_to_tflite_micro(art, host):
-    seqs, L = _sentences(art, 60)
-    ref = _micro(art, seqs, L)
-    got = [host.infer(list(padded(s, L)[0])) for s in seqs]
+def test_full_length_logits_are_bit_identical_to_tflite_micro(family_art, tmp_path_factory):
+    seqs, L = _sentences(family_art, 60)
+    ref = _micro(family_art, seqs, L)
+    with _host(family_art, tmp_path_factory) as hm:
+        got = [hm.infer(list(padded(s, L)[0])) for s in seqs]
     assert len({tuple(r) for r in ref}) > 5  # the inputs really differ
     assert got == ref
 

@@ -79,6 +79,8 @@ def _scratch_bytes(g: Graph, op: Op) -> int:
     """Per-op scratch (MEAN/SUM: an int32 sum per output element)."""
     if op.kind in ("MEAN", "SUM"):
         return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):  # the transposed RHS
+        return int(np.prod(g.tensors[op.inputs[1]].static_shape))
     return 0
 
 
@@ -309,12 +311,19 @@ class Emitter:
         same = [dim_c(d) for d in s1] == [dim_c(d) for d in s2] == [dim_c(d) for d in so]
         return lines, self.rs("d1", s1), self.rs("d2", s2), self.rs("dout", so), same
 
-    def op_add(self, op):
+    def op_sub(self, op):
+        return self.op_add(op, sub=True)
+
+    def op_add(self, op, sub: bool = False):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         if o.dtype == "int32":
-            return self._int32_binary(op, "+")
-        p = quant.add_params(a.s, b.s, o.s)
+            return self._int32_binary(op, "-" if sub else "+")
+        p = (quant.sub_params if sub else quant.add_params)(a.s, b.s, o.s)
         lines, r1, r2, ro, same = self._binary_int8_shapes(op)
+        if sub:  # sub.cc: reference_ops::Sub, or BroadcastQuantSubSlow when the shapes differ
+            kernel = "tflite_micro::reference_ops::" + ("Sub" if same else "BroadcastQuantSubSlow<int8_t>")
+        else:
+            kernel = "tflite_micro::reference_integer_ops::" + ("Add" if same else "BroadcastAdd6DSlow")
         lines += [
             "tflite_micro::ArithmeticParams p = {};",
             f"p.left_shift = {p['left_shift']};",
@@ -325,7 +334,7 @@ class Emitter:
             f"p.output_offset = {o.zero_point}; p.output_multiplier = {p['output_multiplier']}; "
             f"p.output_shift = {p['output_shift']};",
             "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-            f"tflite_micro::reference_integer_ops::{'Add' if same else 'BroadcastAdd6DSlow'}(p, {r1}, "
+            f"{kernel}(p, {r1}, "
             f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
         ]
         self._check_act(op)
@@ -492,18 +501,25 @@ class Emitter:
 
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
-        if not op.options.get("adjY"):
-            raise AotUnsupported("BATCH_MATMUL without adj_y (needs the transposed RHS)")
         m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
         sa = sa[:-2] + [sa[-1], sa[-2]]  # TFLite-Micro views the LHS as <..., B, A> (SwapRowColumnDims)
-        return [self.dims("da", sa), self.dims("db", sb), self.dims("dout", o.shape),
+        rhs = self.t(b.index)
+        pre = []
+        if not op.options.get("adjY"):  # batch_matmul.cc: TransposeRowsColumns(rhs) into a buffer first
+            rank = len(sb)
+            perm = list(range(4 - rank)) + [4 - rank + i for i in range(rank - 2)] + [3, 2]
+            rhs = f"reinterpret_cast<int8_t*>(g_arena + {self.scratch[op.index].offset})"
+            pre = [self.dims("drhs", self._rank4(sb)), f"const int perm[] = {{{', '.join(map(str, perm))}}};",
+                   f"embbert_aot::Transpose4<int8_t>({self.t(b.index)}, drhs, perm, {rhs});"]
+            sb = sb[:-2] + [sb[-1], sb[-2]]
+        return pre + [self.dims("da", sa), self.dims("db", sb), self.dims("dout", o.shape),
                 "tflite_micro::FullyConnectedParams p = {};",
                 f"p.input_offset = {-a.zero_point}; p.weights_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
                 f"p.output_multiplier = {m}; p.output_shift = {s};",
                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
                 "// TFLite-Micro passes the RHS first (batch_matmul.cc EvalInt8)",
-                f"tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(p, {self.rs('db', sb)}, {self.t(b.index)}, "
+                f"tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(p, {self.rs('db', sb)}, {rhs}, "
                 f"{self.rs('da', sa)}, {self.t(a.index)}, {self.rs('dout', o.shape)}, {self.t(o.index)});"]
 
     def op_softmax(self, op):
@@ -523,6 +539,13 @@ class Emitter:
         mult, shift, radius = quant.logistic_params(x.s)
         return [f"tflite_micro::reference_integer_ops::Logistic({x.zero_point}, {radius}, {mult}, {shift}, "
                 f"{_prod(x.shape)}, {self.t(x.index)}, {self.t(o.index)});"]
+
+    def op_tanh(self, op):
+        x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
+        mult, shift, radius = quant.tanh_params(x.s)
+        return [self.dims("dx", x.shape),
+                f"tflite_micro::reference_integer_ops::Tanh({x.zero_point}, {radius}, {mult}, {shift}, "
+                f"{self.rs('dx', x.shape)}, {self.t(x.index)}, {self.rs('dx', x.shape)}, {self.t(o.index)});"]
 
     def op_strided_slice(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -600,7 +623,9 @@ void Infer(const int32_t* ids, int n, int8_t* logits);
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
 #include "tensorflow/lite/kernels/internal/reference/reduce.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/tanh.h"
 #include "tensorflow/lite/kernels/internal/reference/softmax.h"
+#include "tensorflow/lite/kernels/internal/reference/sub.h"
 
 // A debug build may define EMBBERT_AOT_TRACE(op, data, bytes) to see each op's output.
 #ifndef EMBBERT_AOT_TRACE

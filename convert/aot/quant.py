@@ -106,3 +106,21 @@ def mul_params(s1: float, s2: float, so: float) -> tuple[int, int]:
 def rsqrt_params(input_scale: float, output_scale: float) -> tuple[int, int]:
     """elementwise.cc SetRsqrtOutputMultiplier."""
     return quantize_multiplier(1.0 / (math.sqrt(f32(input_scale)) * f32(output_scale)))
+
+
+def sub_params(s1: float, s2: float, so: float) -> dict:
+    """sub_common.cc CalculateOpDataSub, int8: unlike ADD, the ratios are computed
+    in float and only then widened to double."""
+    f = np.float32
+    left_shift = 20
+    twice_max = f(2) * max(f(s1), f(s2))
+    m1, sh1 = quantize_multiplier_smaller_than_one_exp(float(f(s1) / twice_max))
+    m2, sh2 = quantize_multiplier_smaller_than_one_exp(float(f(s2) / twice_max))
+    mo, sho = quantize_multiplier_smaller_than_one_exp(float(twice_max / (f(1 << left_shift) * f(so))))
+    return dict(left_shift=left_shift, input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2,
+                input2_shift=sh2, output_multiplier=mo, output_shift=sho)
+
+
+def tanh_params(input_scale: float) -> tuple[int, int, int]:
+    """tanh.cc CalculateArithmeticOpData, int8: the logistic formula."""
+    return logistic_params(input_scale)
