@@ -30,6 +30,7 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run i
 ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
 PresetOpt = typer.Option("paper", "--preset", help="paper: the full recipe; smoke: a < 2 min run for tests.")
 SeedOpt = typer.Option(0, "--seed", help="Seed for data order, masking and init: same seed, same result.")
+LrOpt = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: the preset's).")
 ModelOpt = typer.Option("embbert", "--model", help="A model preset (see `embbert models`).")
 
 
@@ -106,6 +107,7 @@ def pretrain(
     model: str = ModelOpt,
     out_dir: Path = OutOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default: the preset's)."),
+    lr: Optional[float] = LrOpt,
     preset: str = PresetOpt,
     seed: int = SeedOpt,
     resume: bool = ResumeOpt,
@@ -119,7 +121,7 @@ def pretrain(
     from .train.rundir import prepare_out_dir
 
     cfg = get_preset(model)
-    plan = pretrain_plan(preset, steps=steps, seed=seed)
+    plan = pretrain_plan(preset, steps=steps, lr=lr, seed=seed)
     _check_resume(out_dir, resume, {"kind": "pretrain", "model": cfg.model_dump(), "plan": plan.model_dump()})
     _, tok_path = _tokenizer(cfg.vocab_size, preset)
     prepare_out_dir(out_dir, resume=resume, force=force)
@@ -141,6 +143,7 @@ def train(
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
+    lr: Optional[float] = LrOpt,
     preset: str = PresetOpt,
     seed: int = SeedOpt,
     resume: bool = ResumeOpt,
@@ -155,7 +158,7 @@ def train(
     from .train.rundir import TOKENIZER_JSON, prepare_out_dir
 
     cfg = get_preset(model)
-    plan = finetune_plan(preset, epochs=epochs, limit=limit, seed=seed)
+    plan = finetune_plan(preset, epochs=epochs, limit=limit, lr=lr, seed=seed)
     if (task is None) == (data is None):
         raise UserError("give exactly one of --task NAME or --data FILE")
     if test_data is not None and data is None:
