@@ -93,6 +93,7 @@ def main() -> None:
                   f"final MLM loss {pre_summary['final_loss']:.3f}")
     suffix = "" if args.preset == "paper" else f"-{args.preset}"
     pretrain = {k: v for k, v in pre_summary.items() if k != "losses"}
+    pretrain["plan"] = json.loads((pre / "run.json").read_text())["plan"]
     print(f"wrote {write_result('accuracy' + suffix, rows, pretrain=pretrain, preset=args.preset)}")
 
 
