@@ -179,3 +179,18 @@ def test_full_length_firmware_is_bit_exact_on_qemu(art, tmp_path):
     ref = _micro(art, seqs, L)
     with QemuDevice(fw["elf"], "qemu-m4", timeout=60) as dev:
         assert [dev.infer_ids(s)["logits"] for s in seqs] == ref
+
+
+@pytest.mark.slow
+def test_full_embbert_preset_bit_exact_at_both_lengths(tmp_path_factory):
+    """The real EmbBERT shape (L 256, d 128, 4 layers), random weights: host aot
+    build vs host TFLite-Micro on 100 test sentences (minutes: a full conversion)."""
+    from embbert.presets import get_preset
+
+    art = _convert(tmp_path_factory, get_preset("embbert"))
+    seqs, L = _sentences(art, 100)
+    ref = _micro(art, seqs, L)
+    with _host(art, tmp_path_factory) as hm:
+        assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
+        short = [hm.infer(s) for s in seqs]
+    assert sum(g == r for g, r in zip(short, ref)) >= 95
