@@ -194,3 +194,13 @@ def test_full_embbert_preset_bit_exact_at_both_lengths(tmp_path_factory):
         assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
         short = [hm.infer(s) for s in seqs]
     assert sum(g == r for g, r in zip(short, ref)) >= 95
+
+
+def test_qemu_m7_aot_gives_the_same_logits(art, tmp_path):
+    from embbert.device.build import build_firmware
+    from embbert.device.qemu import QemuDevice
+
+    fw = build_firmware(art, "qemu-m7", backend="aot", out=tmp_path / "m7")
+    seqs, _ = _sentences(art, 12)
+    with QemuDevice(fw["elf"], "qemu-m7", timeout=60) as dev:
+        assert [dev.infer_ids(s)["logits"] for s in seqs] == _host_lengths(art, seqs)
