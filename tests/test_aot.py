@@ -204,3 +204,12 @@ def test_qemu_m7_aot_gives_the_same_logits(art, tmp_path):
     seqs, _ = _sentences(art, 12)
     with QemuDevice(fw["elf"], "qemu-m7", timeout=60) as dev:
         assert [dev.infer_ids(s)["logits"] for s in seqs] == _host_lengths(art, seqs)
+
+
+def test_headers_come_from_the_pinned_wheels_once():
+    from embbert.convert.aot import headers
+
+    tflm, gemmlowp = headers.include_dirs()  # setup.sh fetched them; a test session must not fetch again
+    assert (tflm / "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h").is_file()
+    assert (gemmlowp / "fixedpoint/fixedpoint.h").is_file()
+    assert "xmos-ai-tools-1.4.2" in str(tflm) and "tensorflow-cpu-2.20.0" in str(gemmlowp)

@@ -14,7 +14,7 @@ then the wheel is deleted. `./setup.sh` calls `python -m embbert.convert.aot.hea
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +33,14 @@ WHEELS = {
 
 def headers_root() -> Path:
     return cache_dir() / "aot-headers"
+
+
+def _user_root() -> Path:
+    """The user's own cache, where ./setup.sh put the headers, even when
+    $EMBBERT_CACHE points elsewhere (the tests give each session a fresh cache:
+    it must not download 320 MB of wheels again)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "embbert" / "aot-headers"
 
 
 def _fetch(name: str, requirement: str, prefix: str, dest: Path) -> None:
@@ -54,11 +62,15 @@ def _fetch(name: str, requirement: str, prefix: str, dest: Path) -> None:
 def include_dirs() -> list[Path]:
     """The -I paths for the aot kernels (downloads once, then cached)."""
     root = headers_root()
-    root.mkdir(parents=True, exist_ok=True)
     dirs = []
     for name, (requirement, prefix, inc) in WHEELS.items():
-        dest = root / requirement.replace("==", "-")
-        if not dest.is_dir():
+        folder = requirement.replace("==", "-")
+        found = [r / folder for r in (root, _user_root()) if (r / folder).is_dir()]
+        if found:
+            dest = found[0]
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            dest = root / folder
             _fetch(name, requirement, prefix, dest)
         dirs.append(dest / inc)
     return dirs
