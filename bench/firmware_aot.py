@@ -27,24 +27,11 @@ from embbert.convert.aot.codegen import macs
 from embbert.convert.aot.firmware import footprint
 from embbert.convert.aot.graph import read_graph
 from embbert.convert.aot.host import HostModel, build_host
-from embbert.convert.parity import padded
+from embbert.convert.parity import artifact_micro_logits
 from embbert.data import load_task
 from embbert.device.build import CORE_RAM_BYTES, build_firmware
 from embbert.device.qemu import QemuDevice
 from embbert.tokenizer import encode
-
-
-def micro_logits(art: Path, seqs: list[list[int]], L: int) -> list[list[int]]:
-    from tflite_micro.python.tflite_micro import runtime
-
-    man = json.loads((art / "manifest.json").read_text())
-    interp = runtime.Interpreter.from_file(str(art / "model.tflite"), arena_size=man["arena_bytes"] + 1024)
-    out = []
-    for s in seqs:
-        interp.set_input(padded(s, L), 0)
-        interp.invoke()
-        out.append(interp.get_output(0)[0].astype(int).tolist())
-    return out
 
 
 def agreement(got: list[list[int]], ref: list[list[int]]) -> dict:
@@ -94,7 +81,7 @@ def main() -> None:
         for task, ts in texts.items():
             sample = random.Random(task).sample(ts, min(args.sentences, len(ts)))
             seqs = encode(tok, sample, L)
-            ref = micro_logits(art, seqs, L)
+            ref = artifact_micro_logits(art, seqs)
             row = {"host_aot_length_aware": agreement([host.infer(s) for s in seqs], ref)}
             for mode, build in builds.items():
                 start = time.monotonic()

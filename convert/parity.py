@@ -44,6 +44,19 @@ def run_micro(model: bytes, batch: list[np.ndarray], arena_size: int) -> np.ndar
     return np.stack(rows)
 
 
+def artifact_micro_logits(art, seqs: list[list[int]]) -> list[list[int]]:
+    """Host TFLite-Micro int8 logits of an artifact directory (model.tflite +
+    manifest.json) for token-id lists: the device's bit-exact reference."""
+    import json
+    from pathlib import Path
+
+    art = Path(art)
+    manifest = json.loads((art / "manifest.json").read_text())
+    batch = [padded(s, manifest["sequence_length"]) for s in seqs]
+    model = (art / "model.tflite").read_bytes()
+    return run_micro(model, batch, manifest["arena_bytes"] + 1024).astype(int).tolist()
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over inputs of the cosine between two logit vectors."""
     num = (a * b).sum(1)

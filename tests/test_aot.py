@@ -14,7 +14,7 @@ from embbert.convert.aot import quant
 from embbert.convert.aot.codegen import macs, plan_arena
 from embbert.convert.aot.graph import read_graph
 from embbert.convert.aot.host import HostModel, build_host
-from embbert.convert.parity import padded
+from embbert.convert.parity import artifact_micro_logits, padded
 from embbert.data import load_task
 from embbert.tokenizer import encode
 
@@ -78,22 +78,9 @@ def _sentences(art, k):
     return seqs, L
 
 
-def _micro(art, seqs, L):
-    from tflite_micro.python.tflite_micro import runtime
-
-    man = json.loads((art / "manifest.json").read_text())
-    interp = runtime.Interpreter.from_file(str(art / "model.tflite"), arena_size=man["arena_bytes"] + 1024)
-    out = []
-    for s in seqs:
-        interp.set_input(padded(s, L), 0)
-        interp.invoke()
-        out.append(interp.get_output(0)[0].astype(int).tolist())
-    return out
-
-
 def test_full_length_logits_are_bit_identical_to_tflite_micro(family_art, tmp_path_factory):
     seqs, L = _sentences(family_art, 60)
-    ref = _micro(family_art, seqs, L)
+    ref = artifact_micro_logits(family_art, seqs)
     with _host(family_art, tmp_path_factory) as hm:
         got = [hm.infer(list(padded(s, L)[0])) for s in seqs]
     assert len({tuple(r) for r in ref}) > 5  # the inputs really differ
@@ -104,7 +91,7 @@ def test_length_aware_mode_matches_on_real_sentences(art, host):
     """Only the n real tokens are computed; padded keys are masked in the
     graph, so the logits are expected (not guaranteed) to match: count them."""
     seqs, L = _sentences(art, 60)
-    ref = _micro(art, seqs, L)
+    ref = artifact_micro_logits(art, seqs)
     got = [host.infer(s) for s in seqs]
     same = sum(g == r for g, r in zip(got, ref))
     argmax = sum(int(np.argmax(g) == np.argmax(r)) for g, r in zip(got, ref))
@@ -145,7 +132,7 @@ def test_embbert_build_aot_serves_infer_ids_bit_exact_on_qemu(art, firmware):
 
     assert firmware["backend"] == "aot" and firmware["aot"]["arena_bytes"] > 0
     seqs, L = _sentences(art, 30)
-    ref = _micro(art, seqs, L)
+    ref = artifact_micro_logits(art, seqs)
     man = json.loads((art / "manifest.json").read_text())
     with QemuDevice(firmware["elf"], "qemu-m4", timeout=60) as dev:
         info = dev.info()
@@ -176,7 +163,7 @@ def test_full_length_firmware_is_bit_exact_on_qemu(art, tmp_path):
 
     fw = build_firmware(art, "qemu-m4", backend="aot", out=tmp_path / "fw", full_length=True)
     seqs, L = _sentences(art, 20)
-    ref = _micro(art, seqs, L)
+    ref = artifact_micro_logits(art, seqs)
     with QemuDevice(fw["elf"], "qemu-m4", timeout=60) as dev:
         assert [dev.infer_ids(s)["logits"] for s in seqs] == ref
 
@@ -189,7 +176,7 @@ def test_full_embbert_preset_bit_exact_at_both_lengths(tmp_path_factory):
 
     art = _convert(tmp_path_factory, get_preset("embbert"))
     seqs, L = _sentences(art, 100)
-    ref = _micro(art, seqs, L)
+    ref = artifact_micro_logits(art, seqs)
     with _host(art, tmp_path_factory) as hm:
         assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
         short = [hm.infer(s) for s in seqs]
