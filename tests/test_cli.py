@@ -120,3 +120,7 @@ def test_smoke_train_end_to_end_and_deterministic(tmp_path):
     # --resume of a finished run changes nothing; --force starts over.
     assert _json(run_cli(*common, "--out", tmp_path / "a", "--resume"))["test_accuracy"] == a["test_accuracy"]
     assert _json(run_cli(*common, "--out", tmp_path / "a", "--force"))["losses"] == a["losses"]
+    # Killed before its first checkpoint, a run has only run.json: --resume starts it from step 0.
+    for name in ("resume.pt", "checkpoint.pt", "metrics.json"):
+        (tmp_path / "a" / name).unlink()
+    assert _json(run_cli(*common, "--out", tmp_path / "a", "--resume"))["losses"] == a["losses"]

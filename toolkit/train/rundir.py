@@ -37,8 +37,9 @@ def prepare_out_dir(out: Path, *, resume: bool, force: bool) -> None:
         raise UserError("--resume and --force contradict each other; pick one")
     exists = out.exists() and any(out.iterdir())
     if resume:
-        if not (out / RESUME).exists() and not (out / CHECKPOINT).exists():
-            raise UserError(f"--resume: {out} holds no run to resume (no {RESUME})")
+        # A run killed before its first checkpoint has only run.json: it restarts from step 0.
+        if not any((out / name).exists() for name in (RESUME, CHECKPOINT, RUN_JSON)):
+            raise UserError(f"--resume: {out} holds no run to resume (no {RUN_JSON} or {RESUME})")
         return
     if exists and not force:
         raise UserError(f"{out} already holds a run; pass --resume to continue it or --force to replace it")
