@@ -34,6 +34,7 @@ def make_untrained_run(preset: str, path: Path, seed: int = 0) -> Path:
     from embbert.models import Classifier
     from embbert.presets import get_preset
     from embbert.tokenizer import default_tokenizer
+    from embbert.train import rundir
     from embbert.train.plan import SMOKE_CORPUS_CHARS
 
     cfg = get_preset(preset)
@@ -43,11 +44,9 @@ def make_untrained_run(preset: str, path: Path, seed: int = 0) -> Path:
     (path / "tokenizer.json").write_bytes(tok_path.read_bytes())
     run = {"kind": "train", "model": cfg.model_dump(), "task": "sms_spam", "source": None,
            "labels": data.labels, "split_seed": 0, "untrained": True}
-    (path / "run.json").write_text(json.dumps(run))
+    rundir.write_json(path / rundir.RUN_JSON, run)
     torch.manual_seed(seed)
-    model = Classifier(cfg, len(data.labels))
-    torch.save({"config": cfg.model_dump(), "kind": "classifier", "labels": data.labels,
-                "state_dict": model.state_dict(), "run": run}, path / "checkpoint.pt")
+    rundir.write_classifier(path, cfg, data.labels, Classifier(cfg, len(data.labels)), run)
     return path
 
 

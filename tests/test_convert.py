@@ -17,6 +17,7 @@ from embbert.data import load_task
 from embbert.models import Classifier
 from embbert.presets import get_preset
 from embbert.tokenizer import train_tokenizer
+from embbert.train import rundir
 
 SMOKE = ModelConfig(name="embbert-smoke", family="embbert", vocab_size=512, max_len=64, d_model=32,
                     embed_rank=8, n_layers=2, conv_kernel=8)
@@ -52,11 +53,9 @@ def _make_run(path, cfg=SMOKE, seed=0):
     tok.save(str(path / "tokenizer.json"))
     run = {"kind": "train", "model": cfg.model_dump(), "task": "sms_spam", "source": None,
            "labels": data.labels, "split_seed": 0}
-    (path / "run.json").write_text(json.dumps(run))
+    rundir.write_json(path / rundir.RUN_JSON, run)
     torch.manual_seed(seed)
-    model = Classifier(cfg, len(data.labels))
-    torch.save({"config": cfg.model_dump(), "kind": "classifier", "labels": data.labels,
-                "state_dict": model.state_dict(), "run": run}, path / "checkpoint.pt")
+    rundir.write_classifier(path, cfg, data.labels, Classifier(cfg, len(data.labels)), run)
     return path
 
 

@@ -6,7 +6,6 @@ The epoch with the best validation accuracy is kept; the test part is used
 once, at the end, for metrics.json.
 """
 
-import json
 from pathlib import Path
 
 import torch
@@ -82,10 +81,7 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
     state = fit(model, loss_at, settings, out, run, resume, on_epoch_end)
     model.load_state_dict(state.extra["best_state"])
 
-    rundir.write_torch(out / rundir.CHECKPOINT, {
-        "config": cfg.model_dump(), "kind": "classifier", "labels": data.labels,
-        "state_dict": model.state_dict(), "run": json.loads(json.dumps(run)),
-    })
+    rundir.write_classifier(out, cfg, data.labels, model, run)
     metrics = _metrics(model, cfg, data, test_ids, test_y, state)
     rundir.write_json(out / rundir.METRICS, metrics)
     return metrics

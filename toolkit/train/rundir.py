@@ -73,6 +73,14 @@ def copy_file(src: Path, dst: Path) -> None:
     _atomic(dst, lambda f: f.write(Path(src).read_bytes()))
 
 
+def write_classifier(out: Path, cfg: ModelConfig, labels: list[str], model: torch.nn.Module, run: dict) -> None:
+    """DIR/checkpoint.pt of a classifier: weights, with model config, labels and run inside."""
+    write_torch(out / CHECKPOINT, {
+        "config": cfg.model_dump(), "kind": "classifier", "labels": list(labels),
+        "state_dict": model.state_dict(), "run": json.loads(json.dumps(run)),
+    })
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
