@@ -46,7 +46,7 @@ def make_untrained_run(preset: str, path: Path, seed: int = 0) -> Path:
            "labels": data.labels, "split_seed": 0, "untrained": True}
     rundir.write_json(path / rundir.RUN_JSON, run)
     torch.manual_seed(seed)
-    rundir.write_classifier(path, cfg, data.labels, Classifier(cfg, len(data.labels)), run)
+    rundir.write_checkpoint(path, cfg, Classifier(cfg, len(data.labels)), run, labels=data.labels)
     return path
 
 

@@ -55,7 +55,7 @@ def _make_run(path, cfg=SMOKE, seed=0):
            "labels": data.labels, "split_seed": 0}
     rundir.write_json(path / rundir.RUN_JSON, run)
     torch.manual_seed(seed)
-    rundir.write_classifier(path, cfg, data.labels, Classifier(cfg, len(data.labels)), run)
+    rundir.write_checkpoint(path, cfg, Classifier(cfg, len(data.labels)), run, labels=data.labels)
     return path
 
 

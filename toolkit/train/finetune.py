@@ -81,7 +81,7 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
     state = fit(model, loss_at, settings, out, run, resume, on_epoch_end)
     model.load_state_dict(state.extra["best_state"])
 
-    rundir.write_classifier(out, cfg, data.labels, model, run)
+    rundir.write_checkpoint(out, cfg, model, run, labels=data.labels)
     metrics = _metrics(model, cfg, data, test_ids, test_y, state)
     rundir.write_json(out / rundir.METRICS, metrics)
     return metrics

@@ -6,7 +6,6 @@ Next-sentence prediction is left out: the packed windows cross document
 boundaries, and the paper's downstream tasks are single sentences.
 """
 
-import json
 from pathlib import Path
 
 import torch
@@ -71,8 +70,6 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
         "tokens_per_s": round(state.tokens / max(state.seconds, 1e-9), 1),
         "losses": state.losses,
     }
-    rundir.write_torch(out / rundir.CHECKPOINT, {
-        "config": cfg.model_dump(), "kind": "mlm", "state_dict": model.state_dict(), "run": json.loads(json.dumps(run)),
-    })
+    rundir.write_checkpoint(out, cfg, model, run)
     rundir.write_json(out / "pretrain.json", summary)
     return summary

@@ -73,12 +73,15 @@ def copy_file(src: Path, dst: Path) -> None:
     _atomic(dst, lambda f: f.write(Path(src).read_bytes()))
 
 
-def write_classifier(out: Path, cfg: ModelConfig, labels: list[str], model: torch.nn.Module, run: dict) -> None:
-    """DIR/checkpoint.pt of a classifier: weights, with model config, labels and run inside."""
-    write_torch(out / CHECKPOINT, {
-        "config": cfg.model_dump(), "kind": "classifier", "labels": list(labels),
-        "state_dict": model.state_dict(), "run": json.loads(json.dumps(run)),
-    })
+def write_checkpoint(out: Path, cfg: ModelConfig, model: torch.nn.Module, run: dict,
+                     labels: list[str] | None = None) -> None:
+    """DIR/checkpoint.pt: weights, with model config and run inside; a classifier
+    (labels given) also carries its labels, a pretrained MLM does not."""
+    ckpt = {"config": cfg.model_dump(), "kind": "mlm" if labels is None else "classifier",
+            "state_dict": model.state_dict(), "run": json.loads(json.dumps(run))}
+    if labels is not None:
+        ckpt["labels"] = list(labels)
+    write_torch(out / CHECKPOINT, ckpt)
 
 
 def read_json(path: Path) -> dict:
