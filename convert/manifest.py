@@ -66,6 +66,8 @@ class Manifest(_Strict):
     output: TensorSpec
     model_file: FileHash
     tokenizer_file: FileHash
+    float_model_file: FileHash | None = Field(
+        None, description="the float ONNX graph the int8 model came from (padded input, same logits as PyTorch)")
     ops: dict[str, int] = Field(description="TFLite builtin op -> count")
     op_count: int
     flash_bytes: int = Field(description="size of model.tflite: what goes to flash")

@@ -25,6 +25,7 @@ from . import arena, carray, check_ops, export, parity, quantize, source
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
 
 DEFAULT_CALIBRATION = 500
+FLOAT_MODEL = "model_float.onnx"  # the float graph, fixed length: the harness's float reference
 TOOLCHAIN = ("torch", "onnx", "onnxsim", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy")
 
 
@@ -42,7 +43,8 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path) -> bytes:
-    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp)."""
+    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp).
+    Leaves the float graph in work/model.onnx."""
     onnx_path = work / "model.onnx"
     export.to_onnx(module, max_len, onnx_path)
     saved = quantize.onnx_to_saved_model(onnx_path, work / "saved_model")
@@ -74,6 +76,7 @@ def convert_run(run_dir: Path, out: Path, calibration: int = DEFAULT_CALIBRATION
         _step(f"{src.config.name}: PyTorch -> ONNX (opset {export.OPSET}) -> onnx2tf -> int8 TFLite "
               f"({len(cal)} calibration sentences)")
         model = build_tflite(module, L, cal, Path(work))
+        float_onnx = (Path(work) / "model.onnx").read_bytes()
     info = check_ops.read_model(model)
     _step(f"model.tflite: {len(model):,} bytes, {len(info.ops)} ops, all TFLite-Micro builtins")
 
@@ -100,12 +103,13 @@ def convert_run(run_dir: Path, out: Path, calibration: int = DEFAULT_CALIBRATION
         model_file=FileHash(path="model.tflite", sha256=model_sha, bytes=len(model)),
         tokenizer_file=FileHash(path="tokenizer.json", sha256=sha256_file(src.tokenizer_path),
                                 bytes=src.tokenizer_path.stat().st_size),
+        float_model_file=FileHash(path=FLOAT_MODEL, sha256=_sha(float_onnx), bytes=len(float_onnx)),
         ops=info.op_counts(), op_count=len(info.ops), flash_bytes=len(model), arena_bytes=mem["minimal"],
         arena=Arena(minimal_bytes=mem["minimal"], used_bytes=mem["used"], head_bytes=mem["head"],
                     tail_bytes=mem["tail"]),
         calibration_sentences=len(cal), parity=Parity(**figures), toolchain=_versions(),
     )
-    _write_artifacts(out, force, model, manifest, src, mem)
+    _write_artifacts(out, force, model, float_onnx, manifest, src, mem)
     seconds = round(time.monotonic() - started, 1)
     return {"out": str(out), "wall_time_s": seconds, **manifest.model_dump()}
 
@@ -124,11 +128,13 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_artifacts(out: Path, force: bool, model: bytes, manifest: Manifest, src, mem: dict) -> None:
+def _write_artifacts(out: Path, force: bool, model: bytes, float_onnx: bytes, manifest: Manifest, src,
+                     mem: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "model.tflite").write_bytes(model)
+        (tmp / FLOAT_MODEL).write_bytes(float_onnx)
         shutil.copyfile(src.tokenizer_path, tmp / "tokenizer.json")
         (tmp / "model_data.h").write_text(carray.header(src.config.name))
         (tmp / "model_data.cc").write_text(carray.source(model, src.config.name, manifest.model_file.sha256))

@@ -81,11 +81,13 @@ def test_convert_writes_checked_artifacts(converted, run_dir):
 
     out, summary = converted
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.tflite", "model_data.cc",
-                                                      "model_data.h", "parity.json", "tokenizer.json"]
+                                                      "model_data.h", "model_float.onnx", "parity.json",
+                                                      "tokenizer.json"]
     manifest = Manifest.model_validate_json((out / "manifest.json").read_text())
     model = (out / "model.tflite").read_bytes()
     assert manifest.model_file.sha256 == _sha(out / "model.tflite") and manifest.flash_bytes == len(model)
     assert manifest.tokenizer_file.sha256 == _sha(run_dir / "tokenizer.json") == _sha(out / "tokenizer.json")
+    assert manifest.float_model_file.sha256 == _sha(out / "model_float.onnx")
     assert manifest.config == SMOKE.model_dump() and manifest.sequence_length == 64
     assert manifest.input.dtype == "int32" and manifest.input.shape == [1, 64]
     assert manifest.output.dtype == "int8" and manifest.output.shape == [1, 2] and manifest.output.quantization
