@@ -17,7 +17,7 @@ from .errors import UserError
 
 app = typer.Typer(
     help="Train EmbBERT, a 2 MB text classifier, and prove it on a microcontroller.",
-    epilog="Workflow: pretrain -> train -> convert -> build.  "
+    epilog="Workflow: pretrain -> train -> deploy (convert + build + flash) -> eval.  "
     "Every command takes --json; bad input is one line on stderr and exit code 2.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -214,14 +214,89 @@ def build(
     backend: Optional[str] = typer.Option(
         None, "--backend", help="none (no model), aot or tflm; default: aot with a model, none without."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
+    full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
+                                     "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
     as_json: bool = JsonOpt,
 ):
     """Build the firmware for one board; reports flash and RAM used, from the linker map."""
     from .device.build import build_firmware
 
     err.print(f"building the firmware for {board} ...", highlight=False)
-    report = build_firmware(art_dir, board, backend=backend, out=out_dir)
+    report = build_firmware(art_dir, board, backend=backend, out=out_dir, full_length=full_length)
     _emit(as_json, report)
+
+
+FullLengthOpt = typer.Option(
+    False, "--full-length", help="aot: pad every input to the model's length L and run the whole graph, as host "
+    "TFLite-Micro does (bit-exact reference mode; slower). Default: only the real tokens.")
+
+
+@app.command()
+def deploy(
+    source: Path = typer.Argument(..., help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
+    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
+    port: Optional[str] = typer.Option(None, "--port", help="The board's serial port (hardware boards), e.g. /dev/ttyACM0."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="aot or tflm (default: aot where TFLite-Micro's sources are not available)."),
+    art_dir: Optional[Path] = typer.Option(None, "--art", help="Where a run is converted to (default SOURCE/artifact)."),
+    full_length: bool = FullLengthOpt,
+    as_json: bool = JsonOpt,
+):
+    """Convert + build + flash + smoke check. On a qemu board the emulator keeps running in the background."""
+    from .harness.deploy import deploy as run_deploy
+
+    result = run_deploy(source, board, port=port, backend=backend, art_dir=art_dir, full_length=full_length)
+    if as_json:
+        _emit(True, result)
+        return
+    art = result["artifact"]
+    out.print(f"deployed {art} to {result['board']} ({result['build']['backend']} backend): flash "
+              f"{result['build']['flash_bytes']:,} B, RAM {result['build']['ram_bytes']:,} B", highlight=False)
+    if "emulator" in result:
+        emu = result["emulator"]
+        out.print(f"the emulator runs in the background (pid {emu['pid']}), its serial at {emu['url']}\n"
+                  f"  evaluate on it:  embbert eval {art} --board {result['board']} --task TASK --out DIR\n"
+                  f"  talk to it:      python -c \"from embbert.device.protocol import Device; "
+                  f"print(Device('{emu['url']}').classify('hello'))\"\n"
+                  f"  stop it:         {emu['stop']}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"evaluate on it:  embbert eval {art} --board {result['board']} --port {result['url']} "
+                  "--task TASK --out DIR", highlight=False, soft_wrap=True)
+
+
+@app.command(name="eval")
+def eval_(
+    art_dir: Path = typer.Argument(..., help="The artifact folder the board runs (embbert convert / deploy)."),
+    board: str = typer.Option(..., "--board", help="A board under boards/."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port or pyserial URL. Default on qemu boards: "
+                                       "deploy's running emulator, else a fresh one of ART_DIR/build/BOARD."),
+    task: Optional[str] = typer.Option(None, "--task", help="Evaluate on this built-in task's test split."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Or every row of your own CSV, TSV or JSONL file."),
+    text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
+    label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
+    seed: int = typer.Option(0, "--seed", help="With --task: the split seed the model was trained with."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N sentences."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for results.jsonl, summary.json and report.md; "
+                                 "rerun the same command to resume."),
+    resets: int = typer.Option(3, "--resets", help="Hard resets per sentence before it is recorded as failed."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Longest wait for one reply, in seconds."),
+    fault_rate: float = typer.Option(0.0, "--inject-faults", help="Testing the harness: corrupt or drop this share "
+                                     "of the link's bytes (e.g. 0.01)."),
+    force: bool = typer.Option(False, "--force", help="Start over in --out, dropping another evaluation's results."),
+    as_json: bool = JsonOpt,
+):
+    """Stream test sentences to the board; accuracy, bit-exactness and latency against the host. Resumable."""
+    from .harness.evaluate import EvalOptions, evaluate
+
+    if not 0 <= fault_rate < 0.5:
+        raise UserError("--inject-faults is a share of bytes: 0 <= RATE < 0.5")
+    options = EvalOptions(resets=resets, timeout=timeout, fault_rate=fault_rate, limit=limit, force=force)
+    spec = {"task": task, "data": data, "text_col": text_col, "label_col": label_col, "seed": seed}
+    summary = evaluate(art_dir, board, out_dir, spec, port=port, options=options)
+    if as_json:
+        _emit(True, summary)
+        return
+    out.print((out_dir / "report.md").read_text().split("## Memory")[0].strip(), highlight=False, soft_wrap=True)
+    out.print(f"-> {out_dir}/summary.json, {out_dir}/report.md", highlight=False)
 
 
 def _check_resume(out_dir: Path, resume: bool, expected: dict) -> None:

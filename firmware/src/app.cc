@@ -69,7 +69,7 @@ void cmd_info(uint16_t seq) {
       .num("max_len", g_max_len)
       .begin_array("labels");
   for (uint16_t i = 0; i < m.n_labels; ++i) j.item_str(m.labels[i]);
-  j.end_array().unum("arena_bytes", m.arena_bytes);
+  j.end_array().unum("arena_bytes", m.arena_bytes).boolean("full_length", m.full_length);
   if (known) j.unum("flash_bytes", flash).unum("ram_bytes", ram);
   else j.str("flash_bytes", nullptr).str("ram_bytes", nullptr);
   j.num("max_payload_bytes", kMaxPayload)

@@ -16,6 +16,8 @@ struct ModelInfo {
   uint16_t n_labels;
   uint16_t max_len;           // most ids per inference, [CLS] and [SEP] included
   uint32_t arena_bytes;       // working memory the backend uses
+  bool full_length;           // pads every input to max_len and runs the whole graph
+                              // (what host TFLite-Micro runs); else only the n real tokens
 };
 
 enum class RunStatus : uint8_t {

@@ -118,15 +118,15 @@ def load_file(
     """
     columns = (text_col, label_col, text_pair_col)
     path = Path(path)
-    examples = _read_examples(path, columns)
+    examples = read_examples(path, columns)
     if test_path is None:
         return split_80_10_10(path.stem, str(path), examples, seed, limit)
     test_path = Path(test_path)
     source = f"{path} (test: {test_path})"
-    return split_official(path.stem, source, examples, _read_examples(test_path, columns), seed, limit)
+    return split_official(path.stem, source, examples, read_examples(test_path, columns), seed, limit)
 
 
-def _read_examples(path: Path, columns: tuple[str, str, str | None]) -> list[Example]:
+def read_examples(path: Path, columns: tuple[str, str, str | None]) -> list[Example]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_EXTENSIONS:
         raise UserError(

@@ -21,7 +21,8 @@ CRC_BYTES = 4
 REPLY_BIT = 0x80
 UNREADABLE = 0xFF  # reply type for a frame the device could not read
 NO_SEQ = 0xFFFF
-UNREADABLE_GRACE_S = 1.0  # after an "unreadable frame" reply, how long to still wait for ours
+IDLE_CHUNK_S = 0.1  # bytes without their ending zero for this long: the zero was lost
+UNREADABLE_GRACE_S = 0.1  # after an "unreadable" reply or a garbled chunk, how long to still wait for ours
 READY = re.compile(rb"EMBBERT READY protocol=(\d+) firmware=(\S+) board=(\S+) backend=(\S+)")
 
 
@@ -201,6 +202,7 @@ class Device:
         self._seq = 0
         self.stray: list[Frame | FrameError] = []  # frames that answered no request of ours
         self.info_cache: dict | None = None
+        self.last_wire_bytes = (0, 0)  # request and reply bytes on the wire, last exchange
 
     def close(self) -> None:
         self.port.close()
@@ -217,16 +219,26 @@ class Device:
         self.port.flush()
 
     def _read_chunk(self, deadline: float, expected: str) -> bytes:
-        """Bytes up to the next zero (the zero dropped)."""
+        """Bytes up to the next zero (the zero dropped). Bytes left without
+        their zero for IDLE_CHUNK_S (the zero was lost on the way) come back
+        as a chunk of their own, which will not decode."""
+        last_byte = time.monotonic()
         while True:
             zero = self._buffer.find(0)
             if zero >= 0:
                 chunk = bytes(self._buffer[:zero])
                 del self._buffer[:zero + 1]
                 return chunk
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if self._buffer and now - last_byte > IDLE_CHUNK_S:
+                chunk = bytes(self._buffer)
+                self._buffer.clear()
+                return chunk
+            if now > deadline:
                 raise DeviceTimeout(expected, bytes(self._seen), self.log_path)
             data = self.port.read(max(1, self.port.in_waiting))
+            if data:
+                last_byte = time.monotonic()
             self._buffer += data
             self._seen = (self._seen + data)[-4096:]
 
@@ -242,7 +254,16 @@ class Device:
                         "backend": m.group(4).decode()}
 
     def read_frame(self, timeout: float | None = None) -> Frame:
+        """The next frame that decodes; chunks that do not are kept in ``stray``."""
         deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            frame = self._next(deadline)
+            if isinstance(frame, Frame):
+                return frame
+            self.stray.append(frame)
+
+    def _next(self, deadline: float) -> Frame | FrameError:
+        """The next non-empty chunk, decoded (Frame) or not (FrameError)."""
         while True:
             chunk = self._read_chunk(deadline, "a reply frame")
             if not chunk:
@@ -252,29 +273,39 @@ class Device:
             try:
                 return decode_frame(chunk)
             except FrameError as error:
-                self.stray.append(error)
+                return error
 
     # -- requests ---------------------------------------------------------
     def request(self, command: int, payload: bytes = b"", timeout: float | None = None, *, version: int = VERSION) -> Frame:
-        """Send one request; return the reply with its sequence number."""
+        """Send one request; return the reply with its sequence number.
+
+        If the link garbles the exchange (the device answers "unreadable", or
+        bytes arrive that are not a frame), our reply gets a short grace and
+        then a DeviceError with the link status (BAD_CRC, BAD_COBS, ...) is
+        raised: the caller may simply send again (requests are idempotent)."""
         self._seq = (self._seq + 1) % NO_SEQ
         seq = self._seq
-        self.write_raw(encode_frame(command, seq, payload, version=version))
+        wire = encode_frame(command, seq, payload, version=version)
+        self.write_raw(wire + b"\x00")  # a second zero: the frame still ends if the link loses one
         deadline = time.monotonic() + (timeout or self.timeout)
-        unreadable = None  # the device could not read a frame: ours, or garbage before it
+        garbled: Frame | FrameError | None = None  # the first sign the link garbled something
         while True:
             try:
-                frame = self.read_frame(max(0.001, deadline - time.monotonic()))
+                got = self._next(deadline)
             except DeviceTimeout:
-                if unreadable is None:
+                if garbled is None:
                     raise
-                raise DeviceError(unreadable.status, "the device could not read the request: "
-                                  + unreadable.json().get("detail", ""), unreadable) from None
-            if frame.seq == seq:
-                return frame
-            self.stray.append(frame)
-            if frame.type == UNREADABLE and frame.seq == NO_SEQ and unreadable is None:
-                unreadable = frame  # give our own reply a short while, then report this
+                if isinstance(garbled, Frame):
+                    raise DeviceError(garbled.status, "the device could not read the request: "
+                                      + garbled.json().get("detail", ""), garbled) from None
+                raise DeviceError(garbled.status, f"garbled reply: {garbled}") from None
+            if isinstance(got, Frame) and got.seq == seq:
+                self.last_wire_bytes = (len(wire), len(encode_frame(got.type, got.seq, got.payload, got.status,
+                                                                    got.version)))
+                return got
+            self.stray.append(got)
+            if garbled is None and (isinstance(got, FrameError) or (got.type == UNREADABLE and got.seq == NO_SEQ)):
+                garbled = got  # give our own reply a short while, then report this
                 deadline = min(deadline, time.monotonic() + UNREADABLE_GRACE_S)
 
     def call(self, command: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:

@@ -17,7 +17,7 @@ namespace embbert {
 namespace {
 
 const ModelInfo kInfo = {"aot", aot_model::kModelSha256, aot_model::kLabels, aot_model::kNumLabels,
-                         embbert_aot::kMaxLen, embbert_aot::kArenaBytes};
+                         embbert_aot::kMaxLen, embbert_aot::kArenaBytes, EMBBERT_AOT_FULL_LENGTH != 0};
 int32_t g_ids32[embbert_aot::kMaxLen];  // the graph's int32 ids input
 
 }  // namespace

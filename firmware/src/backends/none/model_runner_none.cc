@@ -8,7 +8,7 @@
 
 namespace embbert {
 namespace {
-const ModelInfo kInfo = {"none", nullptr, nullptr, 0, EMBBERT_MAX_LEN, 0};
+const ModelInfo kInfo = {"none", nullptr, nullptr, 0, EMBBERT_MAX_LEN, 0, false};
 }  // namespace
 
 RunStatus model_setup() { return RunStatus::kNoModel; }

@@ -1,0 +1,138 @@
+"""`embbert deploy`: convert + build + flash + smoke check, one command.
+
+SOURCE is a fine-tuned run (converted into SOURCE/artifact unless that is
+already this checkpoint's conversion) or an artifact folder. "Flash" on a
+qemu board starts the emulator in the background; on hardware it is
+PlatformIO's upload. The smoke check: INFO names the artifact's model and
+tokenizer, and 5 sentences classify on the board exactly as on the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from embbert.console import err
+from embbert.device.boards import Board, load_board
+from embbert.device.protocol import DeviceTimeout
+from embbert.errors import UserError
+from embbert.harness import emulator
+from embbert.harness.evaluate import check_board
+from embbert.harness.link import open_port
+from embbert.harness.reference import HostReference, read_manifest
+
+STAMP = "source.json"  # which checkpoint an artifact came from
+SMOKE_SENTENCES = [
+    "Congratulations! You have won a free prize, call now to claim it.",
+    "Are we still meeting for lunch tomorrow?",
+    "What is the capital of France?",
+    "A moving, beautifully acted film that stays with you.",
+    "The plot was dull and the jokes fell flat.",
+]
+
+
+def _step(message: str) -> None:
+    err.print(f"deploy: {message}", highlight=False, soft_wrap=True)
+
+
+def _checkpoint_sha(run_dir: Path) -> str:
+    from embbert.train.rundir import CHECKPOINT
+
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"{run_dir} is neither an artifact folder (manifest.json) nor a finished `embbert train` run "
+                        f"({CHECKPOINT})")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def artifact_for(source: Path, art_dir: Path | None, calibration: int) -> Path:
+    """The artifact folder to deploy: SOURCE itself, or SOURCE's conversion
+    (made now unless the existing one came from the same checkpoint)."""
+    source = Path(source)
+    if not source.is_dir():
+        raise UserError(f"not found: {source}")
+    if (source / "manifest.json").is_file():
+        return source
+    sha = _checkpoint_sha(source)
+    art_dir = Path(art_dir) if art_dir else source / "artifact"
+    stamp = art_dir / STAMP
+    if stamp.is_file() and (art_dir / "manifest.json").is_file():
+        if json.loads(stamp.read_text()).get("checkpoint_sha256") == sha:
+            _step(f"{art_dir} is already this checkpoint's conversion")
+            return art_dir
+    from embbert.convert.pipeline import convert_run
+
+    _step(f"converting {source} -> {art_dir}")
+    convert_run(source, art_dir, calibration=calibration, force=True)
+    stamp.write_text(json.dumps({"run_dir": str(source.resolve()), "checkpoint_sha256": sha}, indent=1))
+    return art_dir
+
+
+def _upload(board: Board, build: dict, port: str | None) -> None:
+    """PlatformIO's upload of the firmware just built."""
+    from embbert.device.paths import firmware_dir
+    from embbert.device.platformio_env import pio
+
+    out = Path(build["elf"]).parent
+    args = ["run", "-e", board.build.pio_env, "-t", "upload", "-t", "nobuild"]
+    if port:
+        args += ["--upload-port", port]
+    env = {"EMBBERT_GEN_DIR": str(out / "generated"), "PLATFORMIO_BUILD_DIR": str(out / "pio")}
+    proc = pio(args, cwd=firmware_dir(), extra_env=env, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        raise UserError(f"upload to {board.name} failed: {' / '.join(tail) or 'no output'}")
+
+
+def smoke_check(device, art_dir: Path, manifest: dict, board: Board) -> dict:
+    """INFO matches; 5 sentences give the host's label (and, on a full-length
+    build, the host's exact int8 logits)."""
+    info = check_board(device.info(), manifest, art_dir, board)
+    reference = HostReference(art_dir, manifest)
+    rows = []
+    for text in SMOKE_SENTENCES:
+        host, reply = reference(text), device.classify(text)
+        same_label = reply["label"] == host["host_label"]
+        exact = reply["logits"] == host["host_logits"]
+        if not same_label or (info.get("full_length") and not exact):
+            raise UserError(f"smoke check failed on {text!r}: board says {reply['label']} {reply['logits']}, "
+                            f"host TFLite-Micro says {host['host_label']} {host['host_logits']}")
+        rows.append({"text": text, "label": reply["label"], "bit_exact": exact, info["counter"]: reply[info["counter"]]})
+    return {"info": info, "sentences": rows}
+
+
+def deploy(source: Path, board_name: str, port: str | None = None, backend: str | None = None,
+           art_dir: Path | None = None, full_length: bool = False, calibration: int = 500) -> dict:
+    from embbert.device.build import build_firmware
+
+    board = load_board(board_name)
+    if board.kind != "qemu" and port is None:
+        raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
+    art = artifact_for(source, art_dir, calibration)
+    manifest = read_manifest(art)
+    _step(f"building the firmware for {board.name}")
+    build = build_firmware(art, board.name, backend=backend, full_length=full_length)
+    _step(f"firmware: flash {build['flash_bytes']:,} B, RAM {build['ram_bytes']:,} B ({build['backend']} backend)")
+    build_dir = Path(build["elf"]).parent
+    if board.kind == "qemu":
+        state = emulator.start(board, Path(build["elf"]), build_dir)
+        device = emulator.connect(state, board.serial.baudrate, 30.0)
+        url = state["url"]
+    else:
+        _step(f"uploading to {port}")
+        _upload(board, build, port)
+        device, url, state = open_port(port, board.serial.baudrate, 30.0), port, None
+    try:
+        device.wait_ready(30.0 if state else 10.0)
+    except DeviceTimeout:  # a board that did not restart on upload prints no new ready line
+        pass
+    try:
+        smoke = smoke_check(device, art, manifest, board)
+    finally:
+        device.close()
+    _step(f"smoke check passed: INFO matches the manifest, {len(smoke['sentences'])} sentences as on the host")
+    result = {"artifact": str(art), "board": board.name, "url": url, "build": build, "smoke": smoke}
+    if state:
+        result["emulator"] = {"pid": state["pid"], "url": url, "log": state["log"], "stop": f"kill {state['pid']}"}
+    return result

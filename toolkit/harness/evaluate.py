@@ -1,0 +1,313 @@
+"""`embbert eval`: stream test sentences to a board, one CLASSIFY each, and
+hold every answer against the host (TFLite-Micro int8 and float).
+
+OUT/eval.json    what is evaluated (artifact, board, data): a rerun with
+                 the same identity resumes, any other is refused;
+OUT/results.jsonl one line per sentence, appended (and fsynced) as it goes:
+                 killed at any point, the rerun continues after the last
+                 whole line, so no sentence is lost or counted twice;
+OUT/summary.json and OUT/report.md (+ PNGs), written at the end.
+
+A sentence the board does not answer is retried: a garbled exchange is sent
+again at once, silence gets a PING and, if that goes unanswered too, a hard
+reset (up to ``resets`` times); then the sentence is recorded as failed,
+with its reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embbert.console import err, progress_bar
+from embbert.device.boards import Board, load_board
+from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, Status,
+                                     encode_frame)
+from embbert.errors import UserError
+from embbert.harness.link import BoardUnresponsive, Link, PortLink, QemuLink
+from embbert.harness.reference import HostReference, read_manifest
+
+RESULTS, IDENTITY, SUMMARY = "results.jsonl", "eval.json", "summary.json"
+# Statuses that mean the bytes were damaged on the way: send again.
+LINK_STATUSES = {Status.BAD_COBS, Status.BAD_CRC, Status.SHORT_FRAME, Status.OVERSIZED_FRAME, Status.BAD_VERSION}
+LINK_RETRIES = 300  # garbled exchanges tolerated per request (a 450-byte INFO at 1 % byte errors needs ~120)
+
+
+@dataclass
+class Sentence:
+    index: int
+    text: str
+    label: str
+
+
+@dataclass
+class EvalOptions:
+    resets: int = 3  # hard resets per sentence before it is recorded as failed
+    timeout: float = 30.0  # longest wait for one reply, seconds
+    fault_rate: float = 0.0  # share of bytes the fault injector corrupts or drops
+    fault_seed: int = 0
+    limit: int | None = None
+    force: bool = False
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    correct: int = 0
+    failed: int = 0
+    retries: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def status(self) -> str:
+        acc = f"accuracy {self.correct / max(self.done - self.failed, 1):.2%}" if self.done else "accuracy -"
+        return f"{acc}  failed {self.failed}  retries {self.retries}"
+
+
+# -- what is evaluated -----------------------------------------------------
+def load_sentences(task: str | None, data: Path | None, text_col: str | None, label_col: str | None,
+                   seed: int, labels: list[str]) -> tuple[str, list[Sentence]]:
+    """(data identity, sentences): the task's test split, or every row of --data."""
+    from embbert.data import load_task
+    from embbert.data.files import read_examples
+
+    if (task is None) == (data is None):
+        raise UserError("give exactly one of --task NAME or --data FILE")
+    if data is not None:
+        if not text_col or not label_col:
+            raise UserError("--data needs --text-col and --label-col")
+        examples = read_examples(Path(data), (text_col, label_col, None))
+        identity = f"file {Path(data).resolve()} sha256 {hashlib.sha256(Path(data).read_bytes()).hexdigest()}"
+    else:
+        examples = load_task(task, seed=seed).test
+        identity = f"task {task} test split seed {seed}"
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise UserError(f"label(s) {', '.join(map(repr, unknown[:5]))} are not among the model's labels "
+                        f"({', '.join(labels)})")
+    return identity, [Sentence(i, e.text, e.label) for i, e in enumerate(examples)]
+
+
+def _identity(manifest: dict, board: Board, data_identity: str, limit: int | None) -> dict:
+    return {"model_sha256": manifest["model_file"]["sha256"], "tokenizer_sha256": manifest["tokenizer_file"]["sha256"],
+            "board": board.name, "data": data_identity, "limit": limit}
+
+
+def prepare_out(out: Path, identity: dict, force: bool) -> dict[int, dict]:
+    """Create OUT or reopen it for the same evaluation; returns the results so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / IDENTITY
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != identity and not force:
+            diff = [k for k in identity if saved.get(k) != identity[k]]
+            raise UserError(f"{out} holds another evaluation (different {', '.join(diff)}); "
+                            "choose another --out, or --force to start over")
+        if saved != identity:
+            (out / RESULTS).unlink(missing_ok=True)
+            for name in (SUMMARY, "report.md", "sessions.jsonl"):
+                (out / name).unlink(missing_ok=True)
+    elif (out / RESULTS).exists() and not force:
+        raise UserError(f"{out} holds results.jsonl but no {IDENTITY}; choose another --out, or --force")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(identity, indent=1))
+    os.replace(tmp, path)
+    return read_results(out / RESULTS)
+
+
+def read_results(path: Path) -> dict[int, dict]:
+    """Whole lines only: a line cut by a kill is removed from the file."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    rows = {}
+    for line in data[:end].splitlines():
+        row = json.loads(line)
+        rows[row["index"]] = row
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    line = (json.dumps(row, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one write: the line is whole, or cut and removed on resume
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- talking to the board ----------------------------------------------------
+class SentenceFailed(Exception):
+    pass
+
+
+def ask(link: Link, request, resets: int, stats: dict):
+    """``request(device)`` with retries; ``stats`` counts them. SentenceFailed names the reason."""
+    link_retries = board_resets = 0
+    while True:
+        try:
+            return request(link.device)
+        except DeviceError as error:
+            if error.status not in LINK_STATUSES:
+                raise SentenceFailed(str(error)) from None
+            link_retries += 1
+            reason = f"the link garbled {link_retries} exchanges in a row ({error})"
+        except DeviceRestarted as error:
+            link_retries += 1
+            reason = str(error)
+        except DeviceTimeout:
+            if link.alive():  # it answers: the request or the reply was lost on the way
+                link_retries += 1
+                reason = "replies lost on the link"
+            else:
+                board_resets += 1
+                if board_resets > resets:
+                    raise SentenceFailed(f"no answer after {resets} hard resets") from None
+                stats["resets"] += 1
+                err.print(f"eval: {link.board.name} does not answer; hard reset {board_resets}/{resets}",
+                          highlight=False)
+                try:
+                    link.hard_reset()
+                except BoardUnresponsive as error:
+                    raise SentenceFailed(str(error)) from None
+                continue
+        stats["retries"] += 1
+        if link_retries > LINK_RETRIES:
+            raise SentenceFailed(reason)
+
+
+def check_board(info: dict, manifest: dict, art_dir: Path, board: Board) -> dict:
+    """INFO must name the artifact's model and tokenizer; else refuse, saying how to redeploy."""
+    redeploy = f"redeploy with `embbert deploy {art_dir} --board {board.name}`"
+    if info.get("model_sha256") != manifest["model_file"]["sha256"]:
+        raise UserError(f"the board runs model {str(info.get('model_sha256'))[:12]}, not {art_dir}'s "
+                        f"{manifest['model_file']['sha256'][:12]}; {redeploy}")
+    if info.get("tokenizer_sha256") != manifest["tokenizer_file"]["sha256"]:
+        raise UserError(f"the board's tokenizer {str(info.get('tokenizer_sha256'))[:12]} is not {art_dir}'s; {redeploy}")
+    if info.get("labels") != manifest["labels"]:
+        raise UserError(f"the board's labels {info.get('labels')} differ from the manifest's; {redeploy}")
+    return info
+
+
+def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict:
+    """Measured link cost: PING round trips of several sizes, fitted as
+    seconds = a + b * wire bytes (request + reply). The PING handler does no
+    work, so this is the price of moving bytes over this link."""
+    import numpy as np
+
+    xs, ys = [], []
+    for size in sizes:
+        payload = bytes((i * 7 + 1) % 255 + 1 for i in range(size))
+        wire = 2 * len(encode_frame(Command.PING, 0, payload))
+        for _ in range(repeats):
+            for attempt in range(10):
+                started = time.perf_counter()
+                try:
+                    device.ping(payload)
+                except (DeviceError, DeviceTimeout, DeviceRestarted):
+                    continue
+                xs.append(wire)
+                ys.append(time.perf_counter() - started)
+                break
+    if len(set(xs)) < 2:
+        return {"fixed_s": None, "per_byte_s": None, "samples": len(xs)}
+    b, a = np.polyfit(np.array(xs, float), np.array(ys, float), 1)
+    return {"fixed_s": max(float(a), 0.0), "per_byte_s": max(float(b), 0.0), "samples": len(xs)}
+
+
+def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions) -> Link:
+    """The board: the port given; else, for a qemu board, deploy's running
+    emulator or a fresh one of the built firmware."""
+    from embbert.harness import emulator
+
+    if port is not None:
+        return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
+    if board.kind != "qemu":
+        raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
+    build_dir = art_dir / "build" / board.name
+    elf = build_dir / "firmware.elf"
+    if not elf.is_file():
+        raise UserError(f"no firmware for {board.name} in {build_dir}; run `embbert deploy {art_dir} --board {board.name}`")
+    background = build_dir if emulator.running(build_dir) else None
+    return QemuLink(board, elf, options.timeout, background, options.fault_rate, options.fault_seed)
+
+
+# -- the run -------------------------------------------------------------------
+def evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None = None,
+             options: EvalOptions | None = None) -> dict:
+    from embbert.harness.summary import summarize, write_summary
+
+    options = options or EvalOptions()
+    started = time.monotonic()
+    art_dir, out = Path(art_dir), Path(out)
+    manifest = read_manifest(art_dir)
+    board = load_board(board_name)
+    data_identity, sentences = load_sentences(labels=manifest["labels"], **sentences_spec)
+    if options.limit is not None:
+        if options.limit < 1:
+            raise UserError("--limit must be at least 1")
+        sentences = sentences[:options.limit]
+    if not sentences:
+        raise UserError("no sentences to evaluate")
+    done = prepare_out(out, _identity(manifest, board, data_identity, options.limit), options.force)
+    reference = HostReference(art_dir, manifest)
+    todo = [s for s in sentences if s.index not in done]
+    stats = {"retries": 0, "resets": 0}
+    session = {"started_unix": round(time.time(), 1), "resumed_with": len(done)}
+    with open_link(board, art_dir, port, options) as link:
+        try:
+            info = ask(link, Device.info, options.resets, stats)
+        except SentenceFailed as error:
+            raise UserError(f"{board.name} does not answer INFO: {error}") from None
+        check_board(info, manifest, art_dir, board)
+        with link.faults_suspended():  # the price of bytes on this link, not of its faults
+            cost = serial_cost(link.device)
+        unit = info["counter"]
+        counts = Progress(done=len(done), correct=sum(r.get("correct", False) for r in done.values()),
+                          failed=sum(r["status"] != "ok" for r in done.values()))
+        slowest = 0.0
+        with progress_bar(f"eval {manifest['model']} on {board.name}", len(sentences), len(done)) as bar:
+            bar.update(counts.done, counts.status())
+            for sentence in todo:
+                host = reference(sentence.text)
+                row = {"index": sentence.index, "label": sentence.label, "text": sentence.text[:200],
+                       **{k: v for k, v in host.items() if k != "ids"}, "host_n_tokens": host["n_tokens"]}
+                before = dict(stats)
+                link.device.timeout = options.timeout if slowest == 0 else min(options.timeout, max(2.0, 4 * slowest))
+                t0 = time.perf_counter()
+                try:
+                    reply = ask(link, lambda device: device.classify(sentence.text), options.resets, stats)
+                except SentenceFailed as error:
+                    row.update(status="failed", error=str(error))
+                    counts.failed += 1
+                else:
+                    seconds = time.perf_counter() - t0
+                    if stats == before:
+                        slowest = max(slowest, seconds)
+                    row.update(status="ok", device_label=reply["label"], device_logits=reply["logits"],
+                               n_tokens=reply["n_tokens"], counter=reply[unit],
+                               tokenize_counter=reply.get(f"tokenize_{unit}"),
+                               round_trip_s=round(seconds, 6),
+                               wire_bytes=sum(link.device.last_wire_bytes),
+                               correct=reply["label"] == sentence.label,
+                               bit_exact=reply["logits"] == host["host_logits"])
+                    counts.correct += row["correct"]
+                row.update(retries=stats["retries"] - before["retries"], resets=stats["resets"] - before["resets"])
+                counts.retries = stats["retries"]
+                _append(out / RESULTS, row)
+                counts.done += 1
+                bar.update(counts.done, counts.status())
+        faults = link.fault_counts()
+    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(todo), **stats)
+    summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, unit, faults, session,
+                        out, reference.has_float)
+    write_summary(out, summary)
+    return summary
