@@ -261,3 +261,35 @@ def test_real_board_portable_sources_compile(board, built, tmp_path):
         proc = subprocess.run(["arm-none-eabi-g++", *flags, "-c", str(src), "-o", str(tmp_path / f"{i}.o")],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_model_fits_checks_each_backends_own_memory(tmp_path_factory):
+    """aot is checked against its own plan (arena, weights), never TFLite-Micro's
+    arena; tflm against the manifest's TFLite-Micro arena and the .tflite. On a
+    board just big enough for the aot plan, a real (smoke) model builds with aot
+    and is refused for tflm, saying aot fits."""
+    from test_aot import SMOKE, _convert
+
+    from embbert.device import build
+    from embbert.errors import UserError
+
+    art = _convert(tmp_path_factory, SMOKE)
+    manifest = json.loads((art / "manifest.json").read_text())
+    aot = build._aot_manifest(art, manifest)
+    assert aot["arena_bytes"] < build.tflm_arena_bytes(manifest)  # the aot plan needs less than TFLite-Micro
+    board = load_board("nucleo-l4r5zi")
+    overhead = board.build.stack_bytes + build.CORE_RAM_BYTES
+
+    def small(ram):
+        return board.model_copy(update={"memory": board.memory.model_copy(update={"ram_bytes": ram})})
+
+    build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead), "aot")
+    with pytest.raises(UserError, match="with backend aot: arena"):
+        build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead - 1), "aot")
+    with pytest.raises(UserError, match="with backend tflm: arena .* the aot backend fits"):
+        build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead), "tflm")
+    build._check_fits(art, manifest, small(build.tflm_arena_bytes(manifest) + overhead), "tflm")
+    tiny_flash = board.model_copy(update={"memory": board.memory.model_copy(update={"flash_bytes": aot["flash_bytes"]})})
+    build._check_fits(art, manifest, tiny_flash, "aot")  # the weights fit; the .tflite (larger) is not asked
+    with pytest.raises(UserError, match="with backend tflm: .* > flash"):
+        build._check_fits(art, manifest, tiny_flash, "tflm")

@@ -56,5 +56,18 @@ if build.get("linker_script"):  # bare metal: our start-up, our memory map
 
 for i, src in enumerate(build.get("sources", [])):
     env.BuildSources("$BUILD_DIR/port%d" % i, str((board_dir / src).resolve()))
-env.BuildSources("$BUILD_DIR/backend", str(project / "src" / "backends" / backend))
+if backend == "tflm":
+    # TFLite-Micro's headers come from a lib_deps library, whose include path
+    # PlatformIO gives only to the project's own sources (built after this
+    # script, with the library's environment): the backend joins them through
+    # the source filter instead of being built here.
+    src_filter = env.get("SRC_FILTER") or ["+<*>"]
+    env.Replace(SRC_FILTER=([src_filter] if isinstance(src_filter, str) else list(src_filter)) + ["+<backends/tflm/>"])
+    # library sources that cannot build for this board (platformio.ini says which)
+    skip = [p.strip() for p in env.GetProjectOption("custom_embbert_skip_lib_sources", "").replace("\n", ",").split(",")
+            if p.strip()]
+    for pattern in skip:
+        env.AddBuildMiddleware(lambda node: None, pattern)
+else:
+    env.BuildSources("$BUILD_DIR/backend", str(project / "src" / "backends" / backend))
 env.BuildSources("$BUILD_DIR/generated", str(gen))

@@ -32,6 +32,9 @@ class BuildSpec(_Strict):
     linker_script: Optional[str] = None  # None: the upstream platform's own
     stack_bytes: int = Field(gt=0)
     upstream_platform: Optional[str] = None  # PlatformIO registry platform (real boards)
+    # the environment that adds TFLite-Micro (lib_deps) for the tflm backend; None: the
+    # board cannot build tflm (TFLite-Micro's sources are not available), aot is its default
+    tflm_env: Optional[str] = None
 
 
 class MemorySpec(_Strict):

@@ -1,9 +1,15 @@
 """`embbert build ART_DIR --board BOARD`: the firmware for one board.
 
 Steps: check the artifacts and the backend; generate the tokenizer tables
-(and, with a model, the backend's sources: phase 2) into a folder the
-PlatformIO project reads ($EMBBERT_GEN_DIR); run PlatformIO; read flash and
-RAM from the linker map; refuse what does not fit the board.
+and, with a model, the backend's sources into a folder the PlatformIO project
+reads ($EMBBERT_GEN_DIR); run PlatformIO; read flash and RAM from the linker
+map; refuse what does not fit the board.
+
+Backends (firmware/README.md): `aot` (C++ generated from the int8 model over
+TFLite-Micro's reference-kernel headers; runs everywhere, the QEMU boards
+included) and `tflm` (TFLite-Micro's MicroInterpreter, whose sources only the
+real boards get, through lib_deps). The default is tflm where the board has
+TFLite-Micro (board.toml `build.tflm_env`), else aot; none without a model.
 """
 
 from __future__ import annotations
@@ -42,29 +48,65 @@ def _manifest(art_dir: Path) -> dict | None:
     return manifest
 
 
+BACKEND_HELP = ("none (no model), aot or tflm. Default: none without a model; tflm on boards that get "
+                "TFLite-Micro through PlatformIO lib_deps (nucleo-*, esp32-*); aot elsewhere (qemu-*), where "
+                "TFLite-Micro's sources are not available.")
+
+
+def default_backend(manifest: dict | None, board: Board) -> str:
+    if manifest is None:
+        return "none"
+    return "tflm" if board.build.tflm_env else "aot"
+
+
 def choose_backend(requested: str | None, manifest: dict | None, board: Board) -> str:
-    """none without a model; else aot (runs everywhere) unless tflm is asked."""
+    """none without a model; else tflm where the board gets TFLite-Micro, aot elsewhere (BACKEND_HELP)."""
     if requested is not None and requested not in BACKENDS:
         raise UserError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
-    backend = requested or ("aot" if manifest else "none")
+    backend = requested or default_backend(manifest, board)
     if backend != "none" and manifest is None:
         raise UserError(f"backend {backend} needs a model, and ART_DIR has no manifest.json (run `embbert convert` first)")
-    if backend == "tflm" and board.kind == "qemu":
+    if backend == "tflm" and not board.build.tflm_env:
         raise UserError(f"backend tflm needs TFLite-Micro's sources, which only real boards get (lib_deps); "
                         f"{board.name} uses --backend aot")
     return backend
 
 
-def check_model_fits(manifest: dict, board: Board) -> None:
-    """Before building: arena + stack + core buffers within RAM, model within flash."""
-    ram = manifest["arena_bytes"] + board.build.stack_bytes + CORE_RAM_BYTES
+def tflm_arena_bytes(manifest: dict) -> int:
+    """The tflm backend's static arena: the manifest's arena_bytes (the host
+    TFLite-Micro's smallest), rounded up to 16 (the arena is 16-aligned)."""
+    return -(-int(manifest["arena_bytes"]) // 16) * 16
+
+
+def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> None:
+    """Before building: arena + stack + core buffers within RAM, model within flash.
+    `manifest` carries the backend's own figures: for tflm the converter's
+    (TFLite-Micro's arena, the .tflite's size), for aot its plan's (_aot_manifest)."""
+    arena = tflm_arena_bytes(manifest) if backend == "tflm" else int(manifest["arena_bytes"])
+    ram = arena + board.build.stack_bytes + CORE_RAM_BYTES
+    what = f"the model does not fit {board.name} with backend {backend}"
     if ram > board.memory.ram_bytes:
-        raise UserError(f"the model does not fit {board.name}: arena {manifest['arena_bytes']:,} B + stack "
-                        f"{board.build.stack_bytes:,} B + buffers {CORE_RAM_BYTES:,} B = {ram:,} B > RAM "
-                        f"{board.memory.ram_bytes:,} B")
+        raise UserError(f"{what}: arena {arena:,} B + stack {board.build.stack_bytes:,} B + buffers "
+                        f"{CORE_RAM_BYTES:,} B = {ram:,} B > RAM {board.memory.ram_bytes:,} B")
     if manifest["flash_bytes"] > board.memory.flash_bytes:
-        raise UserError(f"the model does not fit {board.name}: {manifest['flash_bytes']:,} B > flash "
-                        f"{board.memory.flash_bytes:,} B")
+        raise UserError(f"{what}: {manifest['flash_bytes']:,} B > flash {board.memory.flash_bytes:,} B")
+
+
+def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> None:
+    if backend == "aot":
+        check_model_fits(_aot_manifest(art_dir, manifest), board, "aot")  # the aot plan's own arena and weights
+        return
+    try:
+        check_model_fits(manifest, board, "tflm")  # the converter's TFLite-Micro arena and the .tflite
+    except UserError as error:
+        hint = ""
+        if (art_dir / "model.tflite").is_file():
+            try:
+                check_model_fits(_aot_manifest(art_dir, manifest), board, "aot")
+                hint = "; the aot backend fits (--backend aot)"
+            except UserError:
+                pass
+        raise UserError(f"{error}{hint}") from None
 
 
 def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
@@ -88,13 +130,120 @@ def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, ful
         # The host test build keeps the DCHECKs on; neither changes the arithmetic.
         config["defines"].update({"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1})
         extra["aot"] = aot
-    elif backend != "none":
-        # Phase 2: the tflm model array goes here.
-        raise UserError(f"backend {backend} cannot embed the model yet (issue 6, phase 2); "
-                        "build with --backend aot or --backend none")
+    elif backend == "tflm":
+        extra["tflm"] = write_tflm_sources(art_dir, manifest, gen)
+        # TFLite-Micro's release configuration, for its library too (the defines reach
+        # every library PlatformIO builds): no error strings, so no text on the serial line.
+        config["defines"].update({"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1})
     (gen / "build.json").write_text(json.dumps(config, indent=1))
     return {"tokenizer_sha256": tables.sha256, "tokenizer_flash_bytes": tables_flash_bytes(tables), "max_len": max_len,
             **extra}
+
+
+# TFLite builtin op (manifest.json `ops`, schema enum names) -> the
+# MicroMutableOpResolver method that registers it (Add<name>). Checked against
+# TFLite-Micro's headers by tests/test_tflm_backend.py.
+TFLM_ADD_METHODS = {
+    "ABS": "Abs", "ADD": "Add", "ADD_N": "AddN", "ARG_MAX": "ArgMax", "ARG_MIN": "ArgMin",
+    "ASSIGN_VARIABLE": "AssignVariable", "AVERAGE_POOL_2D": "AveragePool2D", "BATCH_MATMUL": "BatchMatMul",
+    "BATCH_TO_SPACE_ND": "BatchToSpaceNd", "BROADCAST_ARGS": "BroadcastArgs", "BROADCAST_TO": "BroadcastTo",
+    "CALL_ONCE": "CallOnce", "CAST": "Cast", "CEIL": "Ceil", "CONCATENATION": "Concatenation", "CONV_2D": "Conv2D",
+    "COS": "Cos", "CUMSUM": "CumSum", "DEPTH_TO_SPACE": "DepthToSpace", "DEPTHWISE_CONV_2D": "DepthwiseConv2D",
+    "DEQUANTIZE": "Dequantize", "DIV": "Div", "ELU": "Elu", "EQUAL": "Equal", "EXP": "Exp",
+    "EXPAND_DIMS": "ExpandDims", "FILL": "Fill", "FLOOR": "Floor", "FLOOR_DIV": "FloorDiv", "FLOOR_MOD": "FloorMod",
+    "FULLY_CONNECTED": "FullyConnected", "GATHER": "Gather", "GATHER_ND": "GatherNd", "GREATER": "Greater",
+    "GREATER_EQUAL": "GreaterEqual", "HARD_SWISH": "HardSwish", "IF": "If", "L2_NORMALIZATION": "L2Normalization",
+    "L2_POOL_2D": "L2Pool2D", "LEAKY_RELU": "LeakyRelu", "LESS": "Less", "LESS_EQUAL": "LessEqual", "LOG": "Log",
+    "LOGICAL_AND": "LogicalAnd", "LOGICAL_NOT": "LogicalNot", "LOGICAL_OR": "LogicalOr", "LOGISTIC": "Logistic",
+    "LOG_SOFTMAX": "LogSoftmax", "MAXIMUM": "Maximum", "MAX_POOL_2D": "MaxPool2D", "MEAN": "Mean",
+    "MINIMUM": "Minimum", "MIRROR_PAD": "MirrorPad", "MUL": "Mul", "NEG": "Neg", "NOT_EQUAL": "NotEqual",
+    "PACK": "Pack", "PAD": "Pad", "PADV2": "PadV2", "PRELU": "Prelu", "QUANTIZE": "Quantize",
+    "READ_VARIABLE": "ReadVariable", "REDUCE_MAX": "ReduceMax", "RELU": "Relu", "RELU6": "Relu6",
+    "RESHAPE": "Reshape", "RESIZE_BILINEAR": "ResizeBilinear", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighbor",
+    "ROUND": "Round", "RSQRT": "Rsqrt", "SELECT_V2": "SelectV2", "SHAPE": "Shape", "SIN": "Sin", "SLICE": "Slice",
+    "SOFTMAX": "Softmax", "SPACE_TO_BATCH_ND": "SpaceToBatchNd", "SPACE_TO_DEPTH": "SpaceToDepth",
+    "SPLIT": "Split", "SPLIT_V": "SplitV", "SQRT": "Sqrt", "SQUARE": "Square",
+    "SQUARED_DIFFERENCE": "SquaredDifference", "SQUEEZE": "Squeeze", "STRIDED_SLICE": "StridedSlice",
+    "SUB": "Sub", "SUM": "Sum", "SVDF": "Svdf", "TANH": "Tanh", "TRANSPOSE": "Transpose",
+    "TRANSPOSE_CONV": "TransposeConv", "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM",
+    "UNPACK": "Unpack", "VAR_HANDLE": "VarHandle", "WHILE": "While", "ZEROS_LIKE": "ZerosLike",
+}
+
+
+def _c_string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=True)  # ASCII-escaped JSON is a valid C string literal
+
+
+def tflm_ops_header(ops: list[str]) -> str:
+    """tflm_ops.h: RegisterOps(resolver) adds exactly `ops`. Each Add call is
+    detected at compile time, so a TFLite-Micro release that lacks one builds,
+    and the device names the op (RegisterOps returns it) instead of running."""
+    unknown = [op for op in ops if op not in TFLM_ADD_METHODS]
+    if unknown:
+        raise UserError(f"manifest.json lists op(s) TFLite-Micro's MicroMutableOpResolver cannot register: "
+                        f"{', '.join(unknown)}")
+    lines = ["// Generated by `embbert build --backend tflm` from manifest.json's ops. Do not edit.",
+             "#pragma once", "", "namespace tflm_model {", "",
+             f"constexpr unsigned kNumOps = {len(ops)};  // the resolver holds exactly these", "",
+             "namespace detail {",
+             "// add_OP(r, 0): r.Add<Op>() where this TFLite-Micro has it, else false."]
+    for op in ops:
+        m = TFLM_ADD_METHODS[op]
+        lines += [f"template <class R> auto add_{op}(R& r, int) -> decltype(r.Add{m}(), bool()) "
+                  f"{{ return r.Add{m}() == kTfLiteOk; }}",
+                  f"template <class R> bool add_{op}(R&, long) {{ return false; }}"]
+    lines += ["}  // namespace detail", "",
+              "// Registers the model's ops; nullptr, or the first op it could not register.",
+              "template <class R>", "const char* RegisterOps(R& r) {"]
+    lines += [f"  if (!detail::add_{op}(r, 0)) return {_c_string(op)};" for op in ops]
+    lines += ["  return nullptr;", "}", "", "}  // namespace tflm_model", ""]
+    return "\n".join(lines)
+
+
+def check_tflm_artifacts(art_dir: Path, manifest: dict) -> None:
+    """What the tflm backend needs from ART_DIR, checked before anything is written:
+    model_data.{h,cc} of the model the manifest names, ops the resolver can register."""
+    sha = manifest["model_file"]["sha256"]
+    for name in ("model_data.h", "model_data.cc"):
+        if not (art_dir / name).is_file():
+            raise UserError(f"{art_dir} has no {name} (the converter writes it beside model.tflite); "
+                            "run `embbert convert` again")
+    source = (art_dir / "model_data.cc").read_text()
+    stamp = re.search(r"sha256 ([0-9a-f]{64})", source)
+    if not stamp or stamp.group(1) != sha:
+        raise UserError(f"{art_dir}/model_data.cc is not the model manifest.json names (sha256 "
+                        f"{stamp.group(1)[:12] if stamp else '?'}... vs {sha[:12]}...); run `embbert convert` again")
+    tflm_ops_header(sorted(manifest["ops"]))  # refuses an op without a resolver method
+    labels, out_shape = manifest["labels"], manifest.get("output", {}).get("shape")
+    if out_shape and out_shape[-1] != len(labels):
+        raise UserError(f"manifest.json has {len(labels)} labels but an output of shape {out_shape}")
+
+
+def write_tflm_sources(art_dir: Path, manifest: dict, gen: Path) -> dict:
+    """The tflm backend's generated sources: the converter's model_data.{h,cc}
+    (the .tflite as a 16-aligned const array), tflm_model_info.h (sha, labels,
+    L, pad id, arena) and tflm_ops.h (the resolver's registrations)."""
+    check_tflm_artifacts(art_dir, manifest)
+    sha = manifest["model_file"]["sha256"]
+    shutil.copy2(art_dir / "model_data.h", gen / "model_data.h")
+    shutil.copy2(art_dir / "model_data.cc", gen / "model_data.cc")
+    ops = sorted(manifest["ops"])
+    (gen / "tflm_ops.h").write_text(tflm_ops_header(ops))
+    labels = manifest["labels"]
+    arena = tflm_arena_bytes(manifest)
+    (gen / "tflm_model_info.h").write_text(
+        "// Generated by `embbert build --backend tflm` from manifest.json. Do not edit.\n#pragma once\n"
+        "#include <stdint.h>\n\nnamespace tflm_model {\n"
+        f"constexpr const char* kModelSha256 = {_c_string(sha)};\n"
+        f"constexpr uint16_t kNumLabels = {len(labels)};\n"
+        f"constexpr const char* kLabelsData[] = {{{', '.join(_c_string(x) for x in labels)}}};\n"
+        "constexpr const char* const* kLabels = kLabelsData;\n"
+        f"constexpr uint16_t kMaxLen = {int(manifest['sequence_length'])};  // the graph's fixed length L\n"
+        f"constexpr int32_t kPadId = {int(manifest['pad_id'])};\n"
+        f"constexpr uint32_t kManifestArenaBytes = {int(manifest['arena_bytes'])};  // host TFLite-Micro's smallest\n"
+        f"constexpr uint32_t kArenaBytes = {arena};  // rounded up to 16\n"
+        "}  // namespace tflm_model\n")
+    return {"arena_bytes": arena, "ops": ops, "model_flash_bytes": int(manifest["flash_bytes"])}
 
 
 def _aot_manifest(art_dir: Path, manifest: dict) -> dict:
@@ -129,7 +278,12 @@ def _check_platform(board: Board) -> None:
                             f"needs internet ({offline}); with internet, the same command installs it into {core_dir()}")
 
 
-def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
+def pio_env_name(board: Board, backend: str) -> str:
+    """The platformio.ini environment: tflm builds use the board's env with TFLite-Micro in lib_deps."""
+    return board.build.tflm_env if backend == "tflm" else board.build.pio_env
+
+
+def _run_platformio(board: Board, gen: Path, pio_build: Path, pio_env: str) -> None:
     upstream = board.build.upstream_platform
     if upstream and not platform_installed(upstream):
         proc = pio(["pkg", "install", "--global", "--platform", upstream], cwd=firmware_dir(), timeout=900)
@@ -138,7 +292,7 @@ def _run_platformio(board: Board, gen: Path, pio_build: Path) -> None:
             raise UserError(f"board {board.name} needs the PlatformIO platform {upstream!r} from the registry, "
                             f"which needs internet; installing it into {core_dir()} failed: {why[0]}")
     env = {"EMBBERT_GEN_DIR": str(gen), "PLATFORMIO_BUILD_DIR": str(pio_build)}
-    proc = pio(["run", "-e", board.build.pio_env], cwd=firmware_dir(), extra_env=env)
+    proc = pio(["run", "-e", pio_env], cwd=firmware_dir(), extra_env=env)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
         overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
@@ -160,15 +314,16 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     manifest = _manifest(art_dir)
     backend = choose_backend(backend, manifest, board)
     if manifest is not None:
-        check_model_fits(manifest, board)  # the converter's figures (TFLite-Micro's arena, the .tflite)
-        if backend == "aot":
-            check_model_fits(_aot_manifest(art_dir, manifest), board)  # the aot plan's own
+        _check_fits(art_dir, manifest, board, backend)  # the chosen backend's own arena and flash
+        if backend == "tflm":
+            check_tflm_artifacts(art_dir, manifest)
     _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
     gen, pio_build = out / "generated", out / "pio"
     report = _generate(art_dir, gen, backend, manifest, full_length)
-    _run_platformio(board, gen, pio_build)
-    built = pio_build / board.build.pio_env
+    env_name = pio_env_name(board, backend)
+    _run_platformio(board, gen, pio_build, env_name)
+    built = pio_build / env_name
     for name in ("firmware.elf", "firmware.bin", "firmware.map"):
         if (built / name).is_file():
             shutil.copy2(built / name, out / name)
