@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from ..config import ModelConfig
 from ..tokenizer import PAD_ID, SEP_ID
 
+EMBEDDING_INIT_STD = 0.02
+
 
 def key_mask(ids: torch.Tensor) -> torch.Tensor:
     """(B, T) bool, True on real tokens."""
@@ -57,6 +59,12 @@ class Embedder(nn.Module):
         self.token_proj = nn.Linear(r, d, bias=False) if r else nn.Identity()
         self.position_proj = nn.Linear(r, d, bias=False) if r else nn.Identity()
         self.segment = nn.Embedding(cfg.n_segments, d)
+        # BERT's initializer (N(0, 0.02)), not nn.Embedding's N(0, 1). The token
+        # table is also the MLM output table (tied): at N(0, 1) the first logits
+        # were so large that the MLM loss started above ln(V) and spent the whole
+        # CPU budget getting back to the unigram level (8 % masked accuracy).
+        for table in (self.token, self.position, self.segment):
+            nn.init.normal_(table.weight, std=EMBEDDING_INIT_STD)
 
     def forward(self, ids):  # ids (B, T) -> (B, T, d)
         pos = torch.arange(ids.shape[1], device=ids.device)

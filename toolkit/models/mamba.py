@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from ..errors import UserError
-from .layers import CausalDepthwiseConv, RMSNorm
+from .layers import EMBEDDING_INIT_STD, CausalDepthwiseConv, RMSNorm
 
 
 def selective_scan(u, dt, A, b, c, D):
@@ -90,6 +90,7 @@ class Mamba(nn.Module):
             raise UserError(f"{cfg.name}: the mamba family needs state_dim >= 1 and mamba_conv >= 1")
         self.cfg = cfg
         self.token = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        nn.init.normal_(self.token.weight, std=EMBEDDING_INIT_STD)  # tied MLM output table: see layers.Embedder
         self.layers = nn.ModuleList(MambaBlock(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model)
 

@@ -137,5 +137,6 @@ def _metrics(model, cfg, data: TaskData, test_ids, test_y, state: LoopState) -> 
         "steps": state.step,
         "wall_time_s": round(state.seconds, 2),
         "tokens_per_s": round(state.tokens / max(state.seconds, 1e-9), 1),
+        "torch_threads": torch.get_num_threads(),
         "losses": state.losses,
     }

@@ -68,6 +68,7 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
         "tokens": state.tokens,
         "wall_time_s": round(state.seconds, 2),
         "tokens_per_s": round(state.tokens / max(state.seconds, 1e-9), 1),
+        "torch_threads": torch.get_num_threads(),
         "losses": state.losses,
     }
     rundir.write_checkpoint(out, cfg, model, run)
