@@ -1,6 +1,7 @@
 """embbert.convert: a fine-tuned run -> full-int8 TFLite, proven on TFLite-Micro.
 
     run dir -> export.py (ONNX) -> quantize.py (onnx2tf + TFLiteConverter)
+            -> check_ops.py -> optimize.py (exact rewrites, op order, offline arena plan)
             -> check_ops.py -> parity.py, arena.py -> carray.py, manifest.py -> artifact dir
 
 `pipeline.convert_run` ties the steps together; `embbert convert` calls it.

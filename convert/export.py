@@ -17,8 +17,10 @@ sentence padded to L = cfg.max_len, with int32 ids as the only input:
 - RMSNorm weight, 1/sqrt(d) and the lambdas are folded into the Linears that
   follow (K = V = h, so the norm weight goes into both the query and the
   output projection), which removes one L x L MUL per layer.
-- The causal depthwise conv is a Conv2d over (1, k) with groups = d, which
-  onnx2tf emits as DEPTHWISE_CONV_2D.
+- The causal depthwise conv is a Conv2d over (1, k) with groups = d. onnx2tf
+  emits it as a grouped CONV_2D; optimize.py rewrites that into
+  DEPTHWISE_CONV_2D (and drops onnx2tf's negative-index guard on the GATHER,
+  folds its layout detours and orders the ops for the arena).
 - The last layer only computes the [CLS] row (cls pooling): nothing else is
   read, and it drops one L x L score map.
 """

@@ -76,3 +76,5 @@ class Manifest(_Strict):
     calibration_sentences: int
     parity: Parity
     toolchain: dict[str, str] = Field(description="versions of torch, onnx, onnx2tf, tensorflow, ...")
+    graph_rewrites: dict[str, int] | None = Field(
+        None, description="what convert/optimize.py did to the converter's flatbuffer (counts, planned bytes)")

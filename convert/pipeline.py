@@ -19,12 +19,13 @@ import numpy as np
 
 from embbert.console import err
 from embbert.errors import UserError
-from embbert.tokenizer import PAD_ID, encode, load_tokenizer, sha256_file
+from embbert.tokenizer import PAD_ID, encode, load_tokenizer
 
-from . import arena, carray, check_ops, export, parity, quantize, source
+from . import arena, carray, check_ops, export, optimize, parity, quantize, source
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
 
 DEFAULT_CALIBRATION = 500
+OPTIMIZE_CHECK_SENTENCES = 16  # calibration sentences run with and without the offline arena plan
 FLOAT_MODEL = "model_float.onnx"  # the float graph, fixed length: the harness's float reference
 TOOLCHAIN = ("torch", "onnx", "onnxsim", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy")
 
@@ -42,8 +43,10 @@ def _prepare_out(out: Path, force: bool) -> None:
         raise UserError(f"{out} already exists; pass --force to replace it")
 
 
-def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path) -> bytes:
-    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp).
+def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path,
+                 rewrites: dict | None = None) -> bytes:
+    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp),
+    rewritten for TFLite-Micro (optimize.py; what was done goes into `rewrites`).
     Leaves the float graph in work/model.onnx."""
     onnx_path = work / "model.onnx"
     export.to_onnx(module, max_len, onnx_path)
@@ -55,30 +58,51 @@ def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path
             raise
         raise check_ops.UnsupportedOp(quantize.explain_converter_error(e, onnx_path)) from None
     check_ops.check_micro(check_ops.read_model(model))
+    model, done = optimize.optimize_checked(model, calibration[:OPTIMIZE_CHECK_SENTENCES])
+    check_ops.check_micro(check_ops.read_model(model))
+    if rewrites is not None:
+        rewrites.update(done)
     return model
 
 
 def convert_run(run_dir: Path, out: Path, calibration: int = DEFAULT_CALIBRATION, force: bool = False,
                 test_limit: int | None = None) -> dict:
-    """Convert a fine-tuned run; returns a summary (manifest + wall time)."""
+    """Convert a fine-tuned run; returns a summary (manifest + wall time).
+
+    Everything needed from the run directory is read at the start (weights,
+    tokenizer bytes); a file that disappears while it is being read is a
+    UserError naming it, not a traceback."""
+    try:
+        return _convert_run(run_dir, out, calibration, force, test_limit)
+    except FileNotFoundError as e:
+        if not e.filename or not Path(e.filename).absolute().is_relative_to(Path(run_dir).absolute()):
+            raise
+        raise UserError(f"{e.filename} disappeared during the conversion (was {run_dir} moved or deleted?); "
+                        "nothing was written") from None
+
+
+def _convert_run(run_dir: Path, out: Path, calibration: int, force: bool, test_limit: int | None) -> dict:
     started = time.monotonic()
     _prepare_out(out, force)
     src = source.load_run(run_dir)
+    tokenizer_json = src.tokenizer_path.read_bytes()  # the run dir is not read again after this point
+    tok = load_tokenizer(src.tokenizer_path)
     data, pairs = source.load_sentences(src)
     export.check_single_segment(pairs, src.config.name)
     cal_texts = source.calibration_texts(data, calibration)
     module = export.exportable(src.model)
     L = src.config.max_len
-    tok = load_tokenizer(src.tokenizer_path)
     cal = [parity.padded(s, L) for s in encode(tok, cal_texts, L)]
 
     with tempfile.TemporaryDirectory(prefix="embbert-convert-") as work:
         _step(f"{src.config.name}: PyTorch -> ONNX (opset {export.OPSET}) -> onnx2tf -> int8 TFLite "
               f"({len(cal)} calibration sentences)")
-        model = build_tflite(module, L, cal, Path(work))
+        rewrites: dict = {}
+        model = build_tflite(module, L, cal, Path(work), rewrites)
         float_onnx = (Path(work) / "model.onnx").read_bytes()
     info = check_ops.read_model(model)
-    _step(f"model.tflite: {len(model):,} bytes, {len(info.ops)} ops, all TFLite-Micro builtins")
+    _step(f"model.tflite: {len(model):,} bytes, {len(info.ops)} ops, all TFLite-Micro builtins; rewrites: "
+          + ", ".join(f"{k} {v}" for k, v in rewrites.items()))
 
     _step("arena: binary search on TFLite-Micro's AllocateTensors")
     mem = arena.measure(model)
@@ -101,15 +125,14 @@ def convert_run(run_dir: Path, out: Path, calibration: int = DEFAULT_CALIBRATION
         input=TensorSpec(name=in_t.name, dtype=in_t.dtype.lower(), shape=in_t.shape),
         output=TensorSpec(name=out_t.name, dtype=out_t.dtype.lower(), shape=out_t.shape, quantization=q_out),
         model_file=FileHash(path="model.tflite", sha256=model_sha, bytes=len(model)),
-        tokenizer_file=FileHash(path="tokenizer.json", sha256=sha256_file(src.tokenizer_path),
-                                bytes=src.tokenizer_path.stat().st_size),
+        tokenizer_file=FileHash(path="tokenizer.json", sha256=_sha(tokenizer_json), bytes=len(tokenizer_json)),
         float_model_file=FileHash(path=FLOAT_MODEL, sha256=_sha(float_onnx), bytes=len(float_onnx)),
         ops=info.op_counts(), op_count=len(info.ops), flash_bytes=len(model), arena_bytes=mem["minimal"],
         arena=Arena(minimal_bytes=mem["minimal"], used_bytes=mem["used"], head_bytes=mem["head"],
                     tail_bytes=mem["tail"]),
-        calibration_sentences=len(cal), parity=Parity(**figures), toolchain=_versions(),
+        calibration_sentences=len(cal), parity=Parity(**figures), toolchain=_versions(), graph_rewrites=rewrites,
     )
-    _write_artifacts(out, force, model, float_onnx, manifest, src, mem)
+    _write_artifacts(out, force, model, float_onnx, manifest, src, mem, tokenizer_json)
     seconds = round(time.monotonic() - started, 1)
     return {"out": str(out), "wall_time_s": seconds, **manifest.model_dump()}
 
@@ -129,13 +152,13 @@ def _sha(data: bytes) -> str:
 
 
 def _write_artifacts(out: Path, force: bool, model: bytes, float_onnx: bytes, manifest: Manifest, src,
-                     mem: dict) -> None:
+                     mem: dict, tokenizer_json: bytes) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "model.tflite").write_bytes(model)
         (tmp / FLOAT_MODEL).write_bytes(float_onnx)
-        shutil.copyfile(src.tokenizer_path, tmp / "tokenizer.json")
+        (tmp / "tokenizer.json").write_bytes(tokenizer_json)
         (tmp / "model_data.h").write_text(carray.header(src.config.name))
         (tmp / "model_data.cc").write_text(carray.source(model, src.config.name, manifest.model_file.sha256))
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")

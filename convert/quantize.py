@@ -43,7 +43,11 @@ def _silenced():
 def onnx_to_saved_model(onnx_path: Path, out_dir: Path) -> Path:
     _quiet_tf()
     import onnx2tf
+    import tf_keras
 
+    # Keras numbers layer names per process (model_70/tf.math.add_6); they end up
+    # in the tensor names, so the same run must start from the same counters.
+    tf_keras.backend.clear_session()
     random.seed(0)
     np.random.seed(0)
     with _silenced():

@@ -94,14 +94,68 @@ def test_convert_writes_checked_artifacts(converted, run_dir):
     info = read_model(model)
     check_micro(info)
     assert set(manifest.ops) <= MICRO_BUILTINS and sum(manifest.ops.values()) == manifest.op_count
-    assert "DEPTHWISE_CONV_2D" in manifest.ops or "CONV_2D" in manifest.ops
-    assert not {"ERF", "CUSTOM"} & set(manifest.ops)
+    # the depthwise conv as DEPTHWISE_CONV_2D; no negative-index guard (LESS, CAST) before the GATHER
+    assert manifest.ops["DEPTHWISE_CONV_2D"] == SMOKE.n_layers and "CONV_2D" not in manifest.ops
+    assert not {"ERF", "CUSTOM", "LESS", "CAST"} & set(manifest.ops)
+    rw = manifest.graph_rewrites
+    assert rw["negative_index_guards"] == 1 and rw["depthwise_convs"] == SMOKE.n_layers
+    assert rw["offline_plan_bytes"] == rw["planned_bytes"] <= rw["planned_bytes_converter_order"]
     # C array: 16-byte aligned, the same bytes
     cc = (out / "model_data.cc").read_text()
     assert "alignas(16) const unsigned char g_model_data[]" in cc
     body = cc[cc.index("{") + 1 : cc.index("}")]
     assert bytes(int(x, 16) for x in body.replace(",", " ").split()) == model
     assert summary["wall_time_s"] > 0 and summary["parity"] == json.loads((out / "manifest.json").read_text())["parity"]
+
+
+def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
+    """optimize.py on the converter's own flatbuffer: the same int8 logits on
+    TFLite-Micro, fewer ops, a smaller planned arena (the offline plan with its
+    in-place ops included)."""
+    from embbert.convert import export, optimize, quantize, source
+    from embbert.convert.arena import allocations
+    from embbert.convert.check_ops import read_model
+    from embbert.convert.parity import padded, run_micro
+    from embbert.tokenizer import encode, load_tokenizer
+
+    src = source.load_run(run_dir)
+    texts = [e.text for e in load_task("sms_spam", seed=0).test[:24]]
+    batch = [padded(s, 64) for s in encode(load_tokenizer(run_dir / "tokenizer.json"), texts, 64)]
+    export.to_onnx(export.exportable(src.model), 64, tmp_path / "m.onnx")
+    raw = quantize.quantize(quantize.onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "sm"), batch[:12])
+    new, report = optimize.optimize(raw)
+    unplanned, _ = optimize.optimize(raw, offline_plan=False)
+    room = 4 << 20
+    ref = run_micro(raw, batch, room)
+    assert len({tuple(r) for r in ref}) > 3
+    assert np.array_equal(run_micro(new, batch, room), ref)
+    assert np.array_equal(run_micro(unplanned, batch, room), ref)
+    before, after = read_model(raw).op_counts(), read_model(new).op_counts()
+    assert {"LESS", "CAST", "CONV_2D"} <= set(before) and not {"LESS", "CAST", "CONV_2D"} & set(after)
+    assert sum(after.values()) < sum(before.values())
+    assert allocations(new, room)["head"] < allocations(raw, room)["head"]
+
+
+def test_run_dir_vanishing_mid_conversion_is_one_line(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from embbert.convert import pipeline
+    from embbert.errors import UserError
+
+    gone = tmp_path / "run"
+    shutil.copytree(run_dir, gone)
+    load_run = pipeline.source.load_run
+
+    def load_then_vanish(path):
+        src = load_run(path)
+        shutil.rmtree(path)
+        return src
+
+    monkeypatch.setattr(pipeline.source, "load_run", load_then_vanish)
+    with pytest.raises(UserError) as e:
+        pipeline.convert_run(gone, tmp_path / "o", calibration=20)
+    assert "disappeared" in str(e.value) and str(gone) in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "o").exists()
 
 
 def test_arena_is_the_smallest_that_allocates(converted):

@@ -499,6 +499,28 @@ class Emitter:
                 f"tflite_micro::RuntimeShape(1, db), {self.t(bias) if bias >= 0 else 'nullptr'}, "
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
+    def op_depthwise_conv_2d(self, op):
+        """depthwise_conv.cc, int8 per channel: DepthwiseConvParamsQuantized (VALID: no padding)."""
+        self._check_act(op)
+        x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
+        channels = w.static_shape[3]
+        mults, shifts = quant.per_channel_multipliers(x.s, w.scale if len(w.scale) > 1 else w.scale * channels, o.s)
+        return [self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
+                f"const int32_t db[] = {{{channels}}};", self.dims("dout", o.shape),
+                "tflite_micro::DepthwiseParams p = {};",
+                "p.padding_type = tflite_micro::PaddingType::kValid;",
+                "p.padding_values.width = 0; p.padding_values.height = 0;",
+                "p.stride_width = 1; p.stride_height = 1; p.dilation_width_factor = 1; p.dilation_height_factor = 1;",
+                "p.depth_multiplier = 1;",
+                f"p.input_offset = {-x.zero_point}; p.weights_offset = 0; p.output_offset = {o.zero_point};",
+                "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
+                f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};",
+                f"tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(p, mult, shift, "
+                f"tflite_micro::RuntimeShape(4, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(4, dw), "
+                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {self.t(bias) if bias >= 0 else 'nullptr'}, "
+                f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
+
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
@@ -574,6 +596,9 @@ def macs(g: Graph, n: int) -> int:
         elif op.kind == "CONV_2D":
             w = g.tensors[op.inputs[1]].static_shape
             total += out * w[1] * w[2] * w[3]
+        elif op.kind == "DEPTHWISE_CONV_2D":
+            w = g.tensors[op.inputs[1]].static_shape
+            total += out * w[1] * w[2]
         elif op.kind == "BATCH_MATMUL":
             a = g.tensors[op.inputs[0]].shape
             total += out * dim_eval(a[-1], n)
@@ -619,6 +644,7 @@ void Infer(const int32_t* ids, int n, int8_t* logits);
 #include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"

@@ -230,6 +230,13 @@ def infer_shapes(g: Graph) -> None:
                     or op.options["dilationHFactor"] != 1 or op.options["dilationWFactor"] != 1:
                 raise AotUnsupported(f"CONV_2D {op.index}: only VALID, stride 1, dilation 1")
             out = [x[0], (x[1][0], x[1][1] - w[1] + 1), (x[2][0], x[2][1] - w[2] + 1), (0, w[0])]
+        elif k == "DEPTHWISE_CONV_2D":
+            x, w = _shape(g, ins[0]), g.tensors[ins[1]].static_shape  # w [1, kh, kw, C]
+            o = op.options
+            if o["padding"] != 1 or o["strideH"] != 1 or o["strideW"] != 1 or o["dilationHFactor"] != 1 \
+                    or o["dilationWFactor"] != 1 or o["depthMultiplier"] != 1:
+                raise AotUnsupported(f"DEPTHWISE_CONV_2D {op.index}: only VALID, stride 1, dilation 1, multiplier 1")
+            out = [x[0], (x[1][0], x[1][1] - w[1] + 1), (x[2][0], x[2][1] - w[2] + 1), (0, w[3])]
         elif k == "BATCH_MATMUL":
             a, b = _shape(g, ins[0]), _shape(g, ins[1])
             if op.options.get("adjX"):
