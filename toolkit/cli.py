@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from .console import err, out
+from .device.build import BACKEND_HELP
 from .errors import UserError
 
 app = typer.Typer(
@@ -211,8 +212,7 @@ def convert(
 def build(
     art_dir: Path = typer.Argument(..., help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
-    backend: Optional[str] = typer.Option(
-        None, "--backend", help="none (no model), aot or tflm; default: aot with a model, none without."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
                                      "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
@@ -236,7 +236,7 @@ def deploy(
     source: Path = typer.Argument(..., help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
     port: Optional[str] = typer.Option(None, "--port", help="The board's serial port (hardware boards), e.g. /dev/ttyACM0."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="aot or tflm (default: aot where TFLite-Micro's sources are not available)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     art_dir: Optional[Path] = typer.Option(None, "--art", help="Where a run is converted to (default SOURCE/artifact)."),
     full_length: bool = FullLengthOpt,
     as_json: bool = JsonOpt,

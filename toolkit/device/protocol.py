@@ -194,7 +194,8 @@ class Device:
     def __init__(self, url: str, baudrate: int = 115200, timeout: float = 10.0, log_path: str | None = None):
         import serial  # pyserial, imported only when a device is used
 
-        self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+        local = {} if "://" in url else {"exclusive": True}  # a real port: refuse one another program holds
+        self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, **local)
         self.timeout = timeout
         self.log_path = log_path
         self._buffer = bytearray()

@@ -74,6 +74,11 @@ def start(board: Board, elf: Path, build_dir: Path) -> dict:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not _alive(proc.pid):  # until exec: before it, /proc shows this Python
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"QEMU did not start ({proc.poll()}): {log_path.read_text()[-500:]}")
+        time.sleep(0.01)
     url = board.emulator.url.format(port=port)
     state = {"pid": proc.pid, "url": url, "board": board.name, "elf": str(Path(elf).resolve()), "log": str(log_path)}
     (Path(build_dir) / STATE).write_text(json.dumps(state, indent=1))

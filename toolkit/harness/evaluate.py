@@ -243,6 +243,17 @@ def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOption
 # -- the run -------------------------------------------------------------------
 def evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None = None,
              options: EvalOptions | None = None) -> dict:
+    import serial
+
+    try:
+        return _evaluate(art_dir, board_name, out, sentences_spec, port, options)
+    except serial.SerialException as error:
+        raise UserError(f"the connection to the board was lost ({error}); what was done is kept in {out}: "
+                        "run the same command again to continue") from None
+
+
+def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None,
+              options: EvalOptions | None) -> dict:
     from embbert.harness.summary import summarize, write_summary
 
     options = options or EvalOptions()
