@@ -279,3 +279,13 @@ def test_faulty_port_is_seeded_and_garbles_about_its_rate():
     counts = outs[0][1]
     assert 100 < counts["corrupted_bytes"] + counts["dropped_bytes"] < 320  # 1 % of 20,400 bytes
 
+
+
+def test_cycles_become_microseconds_at_the_boards_clock():
+    from embbert.harness.summary import _latency
+
+    rows = [{"counter": 120_000 * k, "n_tokens": 10 * k} for k in (1, 2, 3)]
+    lat = _latency(rows, "cycles", load_board("nucleo-l4r5zi"))  # 120 MHz
+    assert lat["latency"]["us"]["median"] == pytest.approx(2000.0) and lat["latency"]["us"]["max"] == pytest.approx(3000.0)
+    assert lat["latency_per_token"]["slope"] == pytest.approx(12_000.0)
+    assert "us" not in _latency(rows, "instructions", load_board("qemu-m4"))["latency"]

@@ -48,6 +48,7 @@ class CounterSpec(_Strict):
     unit: Literal["cycles", "instructions"]
     num: int = Field(default=1, gt=0)  # elapsed = ticks * num / den
     den: int = Field(default=1, gt=0)
+    cpu_hz: Optional[int] = Field(default=None, gt=0)  # hardware: the core clock, to turn cycles into µs
 
 
 class SerialSpec(_Strict):

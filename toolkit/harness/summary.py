@@ -32,7 +32,7 @@ def _latency(ok: list[dict], unit: str, board: Board) -> dict:
     counter = np.array([r["counter"] for r in ok], float)
     tokens = np.array([r["n_tokens"] for r in ok], float)
     latency = {"unit": unit, **_percentiles(counter)}
-    cpu_hz = getattr(board.counter, "cpu_hz", None)
+    cpu_hz = board.counter.cpu_hz
     if unit == "cycles" and cpu_hz:
         latency["us"] = _percentiles(counter, 1e6 / cpu_hz)
     per_token = {"median": float(np.median(counter / tokens))}
