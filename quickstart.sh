@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Set up, then run the workflow end to end on a smoke-sized recipe (~5 min on
-# 2 cores): memory accounting, MLM pretraining, fine-tuning on sms_spam,
-# conversion to full-int8 TFLite checked on the TFLite-Micro interpreter, and
-# the firmware for the emulated Cortex-M4 board (qemu-m4) with that model.
+# Set up, then run the workflow end to end on a smoke-sized recipe (a few
+# minutes on 2 cores once set up): memory accounting, MLM pretraining,
+# fine-tuning on sms_spam, then `embbert deploy` (conversion to full-int8
+# TFLite checked on the TFLite-Micro interpreter, the firmware for the
+# emulated Cortex-M4 board qemu-m4, the emulator started, a smoke check) and
+# `embbert eval` of the whole sms_spam test split on that emulated board.
 # The full recipe: drop --preset smoke (see README, "Reproduce the paper").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +14,7 @@ E=.venv/bin/embbert
 $E memory embbert
 $E pretrain --model embbert --preset smoke --out "$OUT/pretrain" --force
 $E train --model embbert --task sms_spam --init "$OUT/pretrain" --preset smoke --out "$OUT/sms_spam" --force
-$E convert "$OUT/sms_spam" --out "$OUT/artifact" --force
-$E build "$OUT/artifact" --board qemu-m4
-echo "run: $OUT/sms_spam (checkpoint.pt, metrics.json)  artifact: $OUT/artifact (model.tflite, manifest.json)"
+$E deploy "$OUT/sms_spam" --board qemu-m4
+$E eval "$OUT/sms_spam/artifact" --board qemu-m4 --task sms_spam --out "$OUT/eval" --force
+$E stop "$OUT/sms_spam/artifact" --board qemu-m4
+echo "run: $OUT/sms_spam  artifact: $OUT/sms_spam/artifact  evaluation: $OUT/eval (summary.json, report.md)"

@@ -257,10 +257,28 @@ def deploy(
                   f"  evaluate on it:  embbert eval {art} --board {result['board']} --task TASK --out DIR\n"
                   f"  talk to it:      python -c \"from embbert.device.protocol import Device; "
                   f"print(Device('{emu['url']}').classify('hello'))\"\n"
-                  f"  stop it:         {emu['stop']}", highlight=False, soft_wrap=True)
+                  f"  stop it:         embbert stop {art} --board {result['board']}   (or: {emu['stop']})",
+                  highlight=False, soft_wrap=True)
     else:
         out.print(f"evaluate on it:  embbert eval {art} --board {result['board']} --port {result['url']} "
                   "--task TASK --out DIR", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def stop(
+    art_dir: Path = typer.Argument(..., help="The artifact folder that was deployed."),
+    board: str = typer.Option(..., "--board", help="The qemu board it was deployed to."),
+):
+    """Stop the emulator `embbert deploy` left running for ART_DIR on a qemu board."""
+    from .device.boards import load_board
+    from .harness import emulator
+
+    name = load_board(board).name
+    build_dir = art_dir / "build" / name
+    if emulator.stop(build_dir):
+        out.print(f"stopped the {name} emulator of {art_dir}", highlight=False)
+    else:
+        out.print(f"no {name} emulator of {art_dir} was running", highlight=False)
 
 
 @app.command(name="eval")
