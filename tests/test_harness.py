@@ -289,3 +289,14 @@ def test_cycles_become_microseconds_at_the_boards_clock():
     assert lat["latency"]["us"]["median"] == pytest.approx(2000.0) and lat["latency"]["us"]["max"] == pytest.approx(3000.0)
     assert lat["latency_per_token"]["slope"] == pytest.approx(12_000.0)
     assert "us" not in _latency(rows, "instructions", load_board("qemu-m4"))["latency"]
+
+
+def test_resuming_on_firmware_of_another_mode_is_refused(deployed, clean_eval, tmp_path):
+    import shutil
+
+    out = tmp_path / "e"
+    shutil.copytree(clean_eval[0], out)
+    (out / "firmware.json").write_text(json.dumps({"backend": "aot", "full_length": False}))
+    proc = run_cli("eval", deployed["artifact"], "--board", "qemu-m4", "--task", "sms_spam", "--limit", LIMIT,
+                   "--out", out)
+    _fails(proc, "was started on firmware", "'full_length': False")

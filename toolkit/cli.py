@@ -268,17 +268,16 @@ def deploy(
 def stop(
     art_dir: Path = typer.Argument(..., help="The artifact folder that was deployed."),
     board: str = typer.Option(..., "--board", help="The qemu board it was deployed to."),
+    as_json: bool = JsonOpt,
 ):
     """Stop the emulator `embbert deploy` left running for ART_DIR on a qemu board."""
     from .device.boards import load_board
     from .harness import emulator
 
     name = load_board(board).name
-    build_dir = art_dir / "build" / name
-    if emulator.stop(build_dir):
-        out.print(f"stopped the {name} emulator of {art_dir}", highlight=False)
-    else:
-        out.print(f"no {name} emulator of {art_dir} was running", highlight=False)
+    stopped = emulator.stop(art_dir / "build" / name)
+    message = f"stopped the {name} emulator of {art_dir}" if stopped else f"no {name} emulator of {art_dir} was running"
+    _emit(as_json, {"stopped": stopped, "message": message})
 
 
 @app.command(name="eval")

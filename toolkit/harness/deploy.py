@@ -102,6 +102,17 @@ def smoke_check(device, art_dir: Path, manifest: dict, board: Board) -> dict:
     return {"info": info, "sentences": rows}
 
 
+def _smoke(device, art: Path, manifest: dict, board: Board, ready_s: float) -> dict:
+    try:
+        try:
+            device.wait_ready(ready_s)
+        except DeviceTimeout:  # a board that did not restart on upload prints no new ready line
+            pass
+        return smoke_check(device, art, manifest, board)
+    finally:
+        device.close()
+
+
 def deploy(source: Path, board_name: str, port: str | None = None, backend: str | None = None,
            art_dir: Path | None = None, full_length: bool = False, calibration: int = 500) -> dict:
     from embbert.device.build import build_firmware
@@ -117,20 +128,18 @@ def deploy(source: Path, board_name: str, port: str | None = None, backend: str 
     build_dir = Path(build["elf"]).parent
     if board.kind == "qemu":
         state = emulator.start(board, Path(build["elf"]), build_dir)
-        device = emulator.connect(state, board.serial.baudrate, 30.0)
         url = state["url"]
+        try:
+            device = emulator.connect(state, board.serial.baudrate, 30.0)
+            smoke = _smoke(device, art, manifest, board, 30.0)
+        except BaseException:
+            emulator.stop(build_dir)  # a failed deploy leaves no emulator behind
+            raise
     else:
         _step(f"uploading to {port}")
         _upload(board, build, port)
-        device, url, state = open_port(port, board.serial.baudrate, 30.0), port, None
-    try:
-        device.wait_ready(30.0 if state else 10.0)
-    except DeviceTimeout:  # a board that did not restart on upload prints no new ready line
-        pass
-    try:
-        smoke = smoke_check(device, art, manifest, board)
-    finally:
-        device.close()
+        state, url = None, port
+        smoke = _smoke(open_port(port, board.serial.baudrate, 30.0), art, manifest, board, 10.0)
     _step(f"smoke check passed: INFO matches the manifest, {len(smoke['sentences'])} sentences as on the host")
     result = {"artifact": str(art), "board": board.name, "url": url, "build": build, "smoke": smoke}
     if state:

@@ -108,7 +108,7 @@ def prepare_out(out: Path, identity: dict, force: bool) -> dict[int, dict]:
                             "choose another --out, or --force to start over")
         if saved != identity:
             (out / RESULTS).unlink(missing_ok=True)
-            for name in (SUMMARY, "report.md", "sessions.jsonl"):
+            for name in (SUMMARY, "report.md", "sessions.jsonl", "firmware.json"):
                 (out / name).unlink(missing_ok=True)
     elif (out / RESULTS).exists() and not force:
         raise UserError(f"{out} holds results.jsonl but no {IDENTITY}; choose another --out, or --force")
@@ -197,6 +197,16 @@ def check_board(info: dict, manifest: dict, art_dir: Path, board: Board) -> dict
     return info
 
 
+def _same_firmware_mode(out: Path, info: dict, resumed: bool) -> None:
+    """Results of one evaluation come from one firmware mode (backend, full length)."""
+    mode = {"backend": info.get("backend"), "full_length": info.get("full_length")}
+    path = out / "firmware.json"
+    if resumed and path.is_file() and json.loads(path.read_text()) != mode:
+        raise UserError(f"{out} was started on firmware {json.loads(path.read_text())}, the board now runs {mode}; "
+                        "choose another --out, or --force to start over")
+    path.write_text(json.dumps(mode))
+
+
 def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict:
     """Measured link cost: PING round trips of several sizes, fitted as
     seconds = a + b * wire bytes (request + reply). The PING handler does no
@@ -279,6 +289,7 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
         except SentenceFailed as error:
             raise UserError(f"{board.name} does not answer INFO: {error}") from None
         check_board(info, manifest, art_dir, board)
+        _same_firmware_mode(out, info, resumed=bool(done))
         with link.faults_suspended():  # the price of bytes on this link, not of its faults
             cost = serial_cost(link.device)
         unit = info["counter"]

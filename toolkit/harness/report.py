@@ -115,11 +115,12 @@ def write_report(out: Path, summary: dict) -> None:
     lines += [f"Link: {link['retries']} retries, {link['hard_resets']} hard resets"
               + (f"; fault injection at {faults['rate']:.1%}: {faults['corrupted_bytes']} bytes corrupted, "
                  f"{faults['dropped_bytes']} dropped." if faults else "."), ""]
-    lines += ["## Memory", "", "| model.tflite | TFLM arena | firmware flash | firmware RAM | paper int8 total |",
-              "|---|---|---|---|---|",
+    lines += ["## Memory", "",
+              "| model.tflite | TFLM arena (host) | board arena | firmware flash | firmware RAM | paper int8 total |",
+              "|---|---|---|---|---|---|",
               f"| {_fmt(mem['model_tflite_bytes'])} B | {_fmt(mem['tflite_micro_arena_bytes'])} B "
-              f"| {_fmt(mem['flash_bytes'])} B | {_fmt(mem['ram_bytes'])} B | {_fmt(mem['paper_int8_total_bytes'])} B |",
-              ""]
+              f"| {_fmt(mem['arena_bytes'])} B | {_fmt(mem['flash_bytes'])} B | {_fmt(mem['ram_bytes'])} B "
+              f"| {_fmt(mem['paper_int8_total_bytes'])} B |", ""]
     if summary["failures"]:
         lines += ["## Failures", ""] + [f"- sentence {f['index']}: {f['error']}" for f in summary["failures"]] + [""]
     lines += [f"![{name}]({name})" for name in images]
