@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import sample
+from .support import sample
 
 HERE = Path(__file__).resolve().parent
 SKIP_REASON = ("device_tests need a board: pytest device_tests --board qemu-m4 "

@@ -3,7 +3,7 @@ tokenizer.json), on a fixed sample of real test sentences of each built-in
 task. tests/test_firmware.py covers whole test splits on the emulator."""
 
 import pytest
-from support import sample
+from .support import sample
 
 from embbert.data import TASKS, load_task
 from embbert.tokenizer import encode

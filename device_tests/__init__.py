@@ -1,0 +1,1 @@
+"""On-board test suite (see README.md); a package so its conftest never shadows tests/conftest.py."""
