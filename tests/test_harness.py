@@ -126,7 +126,7 @@ def test_eval_through_a_lossy_link_gives_identical_results(deployed, clean_eval,
     assert all(all(r[k] == clean[r["index"]][k] for k in KEYS) for r in _rows(out))
 
 
-def test_a_board_that_stops_answering_is_reset_then_recorded_as_failed(deployed):
+def test_a_hung_or_dead_board_is_reset_then_recorded_as_failed(deployed):
     board = load_board("qemu-m4")
     stats = {"retries": 0, "resets": 0}
     with QemuLink(board, deployed["build"]["elf"], timeout=2.0) as link:
@@ -137,6 +137,9 @@ def test_a_board_that_stops_answering_is_reset_then_recorded_as_failed(deployed)
         os.kill(link._qemu.proc.pid, signal.SIGSTOP)
         with pytest.raises(SentenceFailed, match="no answer after 0 hard resets"):
             ask(link, lambda d: d.classify("hello"), resets=0, stats=stats)
+        os.kill(link._qemu.proc.pid, signal.SIGKILL)  # the emulator dies: its link breaks
+        again = ask(link, lambda d: d.classify("free entry to win a prize"), resets=1, stats=stats)
+        assert stats["resets"] == 2 and again["logits"] == expected["logits"]
 
 
 def _fails(proc, *words):

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import serial
+
 from embbert.console import err, progress_bar
 from embbert.device.boards import Board, load_board
 from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, Status,
@@ -163,7 +165,9 @@ def ask(link: Link, request, resets: int, stats: dict):
         except DeviceRestarted as error:
             link_retries += 1
             reason = str(error)
-        except DeviceTimeout:
+        except (DeviceTimeout, serial.SerialException) as error:
+            if isinstance(error, serial.SerialException) and not link.restarts_board:
+                raise  # the port is gone (unplugged?): stop; the run resumes later
             if link.alive():  # it answers: the request or the reply was lost on the way
                 link_retries += 1
                 reason = "replies lost on the link"
@@ -253,8 +257,6 @@ def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOption
 # -- the run -------------------------------------------------------------------
 def evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None = None,
              options: EvalOptions | None = None) -> dict:
-    import serial
-
     try:
         return _evaluate(art_dir, board_name, out, sentences_spec, port, options)
     except serial.SerialException as error:

@@ -88,6 +88,7 @@ class Link:
 
     device: Device
     fault: FaultyPort | None = None
+    restarts_board = False  # can hard_reset() bring back a board whose link broke (a dead emulator)?
 
     def __init__(self, board: Board, fault_rate: float = 0.0, fault_seed: int = 0):
         self.board = board
@@ -130,13 +131,15 @@ class Link:
 
     def alive(self, tries: int = 5) -> bool:
         """Does the board answer a PING (through a garbling link: a few tries)?"""
+        import serial
+
         for _ in range(tries):
             try:
                 self.device.ping(b"alive?")
                 return True
             except (DeviceError, DeviceRestarted):
                 continue
-            except DeviceTimeout:
+            except (DeviceTimeout, serial.SerialException, OSError):
                 return False
         return False
 
@@ -158,6 +161,8 @@ class QemuLink(Link):
     its own emulator of ``elf``. With ``background`` (a build folder whose
     emulator `embbert deploy` left running) it talks to that one, and a hard
     reset restarts it on the same firmware."""
+
+    restarts_board = True
 
     def __init__(self, board: Board, elf: Path, timeout: float, background: Path | None = None,
                  fault_rate: float = 0.0, fault_seed: int = 0):
