@@ -143,6 +143,27 @@ class EmbBERTBlock(nn.Module):
             self.conv_out = _linear(-l2 * layer.conv.out.weight, -l2 * layer.conv.out.bias)
 
     def forward(self, x, pad_bias):  # x (1, L, d), pad_bias (1, 1, L)
+        return self._cls_row(x, pad_bias) if self.cls_only else self._all_rows(x, pad_bias)
+
+    def _all_rows(self, x, pad_bias):
+        """x is not held across the attention: after it, x = h * rms(x) is
+        computed again from h (h = x / rms(x) is the attention's value input,
+        alive anyway). The arena's peak, the attention, then holds the L x L
+        weights, h^T and one [L, d] tensor instead of two."""
+        ms = (x * x).mean(-1, keepdim=True) + self.rms.eps  # (1, L, 1)
+        inv = torch.rsqrt(ms)
+        rms = ms * inv  # sqrt(ms) without SQRT
+        h = x * inv  # (1, L, d)
+        h_t = x.transpose(1, 2) * inv.transpose(1, 2)  # (1, d, L), see _cls_row
+        q = self.query(h)  # (1, L, d)
+        scores = torch.matmul(q, h.transpose(1, 2)) + pad_bias  # (1, L, L)
+        weights = torch.softmax(scores, dim=-1)
+        x = h * rms + self.attn_out(torch.matmul(weights, h_t.transpose(1, 2)))  # (1, L, d)
+        if self.conv is not None:
+            x = x + self.conv_out(F.silu(self.conv(h_t)))
+        return x
+
+    def _cls_row(self, x, pad_bias):
         # h is needed in two layouts. TFLite-Micro's BATCH_MATMUL copies a
         # right-hand side that is not already "transposed" into a PERSISTENT
         # buffer (32 kB per op at L 256, d 128, never reused). Giving both
@@ -299,9 +320,18 @@ def exportable(model: Classifier) -> nn.Module:
         return ExportEmbedder(model).eval()
     if family == "bert":
         return ExportBERT(model).eval()
-    raise ExportError(f"{model.cfg.name}: no int8 exporter for the {family!r} family: its selective scan is a "
-                      f"{model.cfg.max_len}-step recurrence in every layer (state updated with exp(dt * A), dt from a "
-                      "softplus), which a static graph must unroll step by step; this converter does not attempt it")
+    cfg = model.cfg
+    if family == "mamba":
+        # Unrolled, each step needs at least: slice decay_t, slice drive_t, MUL, ADD, the c_t read-out.
+        ops = 5 * cfg.max_len * cfg.n_layers
+        raise ExportError(
+            f"{cfg.name}: no int8 exporter for the mamba family: its selective scan is a {cfg.max_len}-step "
+            f"recurrence in each of its {cfg.n_layers} layers (h_t = exp(dt_t*A)*h_(t-1) + dt_t*b_t*u_t, "
+            f"y_t = h_t.c_t), which a static TFLite graph must unroll: >= 5 ops per step, >= {ops:,} ops; "
+            f"TFLite-Micro keeps >= 88 B of persistent arena per op (64 B node struct + 24 B output tensor, "
+            f"measured), >= {ops * 88 // 1000:,} kB before any activation (budget 200 kB), and the int8 state "
+            f"would be requantized {cfg.max_len} times in series")
+    raise ExportError(f"{cfg.name}: no int8 exporter for the {family!r} family")
 
 
 def check_single_segment(pairs: bool, name: str) -> None:

@@ -14,11 +14,23 @@ change by a bit (only the op list, the file and the arena do):
   detours: transpose, reshape, transpose back) becomes one RESHAPE.
 - Ops whose outputs nobody reads, and the tensors and buffers left unused,
   are dropped.
+- A tensor read again long after it was transposed is transposed back from
+  its transpose instead of being kept (only where the planned arena shrinks).
 - The ops are reordered: TFLite-Micro runs them in file order and plans the
   arena from each tensor's first and last use, and the converter's order keeps
   tensors alive for longer than needed. Several topological orders are planned
   with TFLite-Micro's greedy planner (simulated here) and the smallest is kept;
   any topological order computes the same tensors.
+- The plan is stored in the model as TFLite-Micro's offline memory plan
+  (metadata "OfflineMemoryAllocation", micro/docs/memory_management.md), with
+  the reuse convert/aot also does and TFLite-Micro's own planner does not: a
+  RESHAPE output shares its input's bytes, and so does the output of an int8
+  ADD, MUL, LOGISTIC or SOFTMAX and an input of the same shape that dies there.
+  TFLite-Micro's reference kernels read each input element before they write
+  the output element of the same index (softmax: a row's max and sum first);
+  `optimize_checked` runs the model with and without the plan on real inputs
+  and keeps the plan only if the logits are identical. An optimized kernel
+  library (CMSIS-NN, ESP-NN) must be checked the same way on its target.
 """
 
 from __future__ import annotations
@@ -48,6 +60,13 @@ class _Model:
         self.g = self.m.subgraphs[0]
         self.op_names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
         self.type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+
+    def clone(self) -> "_Model":
+        other = copy.copy(self)
+        other.m = copy.deepcopy(self.m)
+        other.g = other.m.subgraphs[0]
+        other._bytes = None
+        return other
 
     # ops and tensors ---------------------------------------------------
     def kind(self, op) -> str:
@@ -336,6 +355,60 @@ def _explicit_rhs_transposes(mm: _Model) -> int:
     return n
 
 
+def _ancestors(mm: _Model, ops: list) -> set[int]:
+    """ids of the ops that the given ops depend on, themselves included."""
+    prod = mm.producers()
+    seen: set[int] = set()
+    todo = list(ops)
+    while todo:
+        op = todo.pop()
+        if id(op) in seen:
+            continue
+        seen.add(id(op))
+        todo.extend(prod[int(t)] for t in op.inputs if t >= 0 and int(t) in prod)
+    return seen
+
+
+def _rematerialize_transposes(mm: _Model) -> int:
+    """B = TRANSPOSE(A): the readers of A that B's readers do not wait for read
+    A' = TRANSPOSE(B) instead (the inverse permutation), so A need not stay in
+    the arena until them when B lives anyway (EmbBERT: h is read again after
+    the attention, whose value input is h^T). Transposes move int8 values
+    unchanged, so A' is A, bit for bit."""
+    s = mm.s
+    n = 0
+    for op in list(mm.g.operators):
+        if mm.kind(op) != "TRANSPOSE":
+            continue
+        a, b = int(op.inputs[0]), int(op.outputs[0])
+        if mm.const(a) is not None or a in mm.g.inputs or b in mm.g.outputs:
+            continue
+        users = mm.consumers()
+        waited = _ancestors(mm, users.get(b, []))
+        late = [c for c in users.get(a, []) if c is not op and id(c) not in waited]
+        if not late:
+            continue
+        perm = mm.const(int(op.inputs[1])).astype(np.int32)
+        src = mm.tensor(a)
+        t = copy.deepcopy(src)
+        t.name = src.name + b"/again"
+        t.buffer = 0
+        mm.g.tensors.append(t)
+        a2 = len(mm.g.tensors) - 1
+        tr = s.OperatorT()
+        tr.opcodeIndex = op.opcodeIndex
+        tr.inputs = np.array([b, mm.add_const(t.name.decode() + "/perm", np.argsort(perm).astype(np.int32))],
+                             dtype=np.int32)
+        tr.outputs = np.array([a2], dtype=np.int32)
+        tr.builtinOptionsType = op.builtinOptionsType
+        tr.builtinOptions = copy.deepcopy(op.builtinOptions)
+        mm.g.operators.insert(mm.g.operators.index(op) + 1, tr)
+        for c in late:
+            c.inputs = np.array([a2 if int(x) == a else int(x) for x in c.inputs], dtype=np.int32)
+        n += 1
+    return n
+
+
 # ---------------------------------------------------------------- arena plan
 
 # int8 kernels that may write over an input of the output's shape (TFLite-Micro's
@@ -427,7 +500,24 @@ def plan(g: _Graph, order: list[int], inplace: bool = True) -> tuple[dict[int, i
         rt = r(t)
         f, l = spans.get(rt, (first[t], last[t]))
         spans[rt] = (min(f, first[t]), max(l, last[t]))
-    items = sorted(((_align(g.size[t]), spans[t][0], spans[t][1], t) for t in spans), key=lambda x: (-x[0], x[3]))
+    items = [(_align(g.size[t]), spans[t][0], spans[t][1], t) for t in spans]
+    best = None
+    for key in _PLACEMENT_ORDERS:
+        offsets, top = _place(sorted(items, key=key))
+        if best is None or top < best[1]:
+            best = (offsets, top)
+    offsets, top = best
+    for t in first:
+        offsets[t] = offsets[r(t)]
+    return offsets, top
+
+
+# Orders in which buffers are placed, each at the lowest offset free over its
+# lifetime: TFLite-Micro's (largest first), then by first use, then longest-lived first.
+_PLACEMENT_ORDERS = (lambda x: (-x[0], x[3]), lambda x: (x[1], -x[0], x[3]), lambda x: (x[1] - x[2], -x[0], x[3]))
+
+
+def _place(items) -> tuple[dict[int, int], int]:
     placed: list[tuple[int, int, int, int]] = []
     offsets: dict[int, int] = {}
     top = 0
@@ -440,8 +530,6 @@ def plan(g: _Graph, order: list[int], inplace: bool = True) -> tuple[dict[int, i
         placed.append((off, size, f, l))
         offsets[t] = off
         top = max(top, off + size)
-    for t in first:
-        offsets[t] = offsets[r(t)]
     return offsets, top
 
 
@@ -469,6 +557,48 @@ def _orders(g: _Graph) -> list[list[int]]:
         return out
 
     orders += [dfs(False), dfs(True)]
+
+    # Sethi-Ullman on the DAG read as a tree: at each op, first the input whose
+    # subtree needs the most memory beyond what it leaves behind.
+    out_bytes = [sum(g.size[t] for t in o) for o in g.outs]
+    peak: dict[int, int] = {}
+
+    def need(k: int) -> int:
+        if k not in peak:
+            kids = sorted(set(producer[t] for t in g.ins[k] if t in producer),
+                          key=lambda c: -(need(c) - out_bytes[c]))
+            held, top = 0, 0
+            for c in kids:
+                top = max(top, held + need(c))
+                held += out_bytes[c]
+            peak[k] = max(top, held + out_bytes[k])
+        return peak[k]
+
+    import sys
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * n + 1000))
+    try:
+        for k in range(n):
+            need(k)
+    finally:
+        sys.setrecursionlimit(limit)
+    seen, su = set(), []
+    stack = [(producer[t], False) for t in reversed(g.outputs)]
+    while stack:
+        k, expanded = stack.pop()
+        if k in seen:
+            continue
+        if expanded:
+            seen.add(k)
+            su.append(k)
+            continue
+        stack.append((k, True))
+        kids = sorted(dict.fromkeys(producer[t] for t in g.ins[k] if t in producer),
+                      key=lambda c: -(peak[c] - out_bytes[c]))
+        for c in reversed(kids):
+            if c not in seen:
+                stack.append((c, False))
+    orders.append(su)
     readers: dict[int, set[int]] = {}
     for k, i in enumerate(g.ins):
         for t in i:
@@ -555,7 +685,17 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
               "rhs_transposes": _explicit_rhs_transposes(mm)}
     _drop_dead(mm)
     if schedule:
-        report.update(_schedule(mm))
+        # transposes computed again: kept only where the planned arena shrinks
+        again = mm.clone()
+        remat = _rematerialize_transposes(again)
+        figures = _schedule(mm)
+        if remat:
+            _drop_dead(again)
+            figures_again = _schedule(again)
+            if figures_again["planned_bytes"] < figures["planned_bytes"]:
+                mm, figures = again, figures_again
+                report["transposes_again"] = remat
+        report.update(figures)
     if offline_plan:
         report[OFFLINE_PLAN_KEY] = _write_offline_plan(mm)
     return mm.pack(), report

@@ -136,6 +136,15 @@ def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
     assert allocations(new, room)["head"] < allocations(raw, room)["head"]
 
 
+def test_mamba_is_refused_with_the_reason():
+    from embbert.convert.export import ExportError, exportable
+
+    with pytest.raises(ExportError) as e:
+        exportable(Classifier(get_preset("mamba-2mb"), 2))
+    msg = str(e.value)
+    assert "256-step recurrence" in msg and "6,400 ops" in msg and "kB" in msg and "\n" not in msg
+
+
 def test_run_dir_vanishing_mid_conversion_is_one_line(run_dir, tmp_path, monkeypatch):
     import shutil
 
