@@ -25,7 +25,7 @@ from . import arena, carray, check_ops, export, optimize, parity, quantize, sour
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
 
 DEFAULT_CALIBRATION = 500
-OPTIMIZE_CHECK_SENTENCES = 16  # calibration sentences run with and without the offline arena plan
+OPTIMIZE_CHECK_SENTENCES = 16  # calibration sentences on which the rewritten model must match the converter's
 FLOAT_MODEL = "model_float.onnx"  # the float graph, fixed length: the harness's float reference
 TOOLCHAIN = ("torch", "onnx", "onnxsim", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy")
 
