@@ -3,6 +3,8 @@
 CPU, float32, small batches; the whole file runs in seconds.
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -97,6 +99,21 @@ def test_gradient_step(name):
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
     moved = sum(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     assert moved > len(before) // 2
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_untrained_mlm_starts_near_uniform(name):
+    """The token table is also the MLM output table. With nn.Embedding's N(0, 1)
+    init the first MLM loss was above ln(V) (EmbBERT: 10.1 vs 9.0), and pretraining
+    spent its budget climbing back to the unigram level; BERT's N(0, 0.02) starts
+    at ln(V)."""
+    cfg = get_preset(name)
+    torch.manual_seed(0)
+    model = MaskedLM(cfg)
+    ids = pad(sentences(cfg.vocab_size, [64, 40]), 64)
+    with torch.no_grad():
+        loss = F.cross_entropy(model(ids)[ids != PAD_ID], ids[ids != PAD_ID])
+    assert abs(loss.item() - math.log(cfg.vocab_size)) < 0.2
 
 
 def test_token_table_is_the_token_embedding():

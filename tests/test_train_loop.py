@@ -87,3 +87,23 @@ def test_chunk_and_pad():
     windows = chunk_documents([[10, 11, 12], [13, 14, 15, 16]], max_len=5)
     assert windows == [[2, 10, 11, 12, 4], [2, 13, 14, 15, 4], [2, 16, 4]]
     assert pad(windows)[2].tolist() == [2, 16, 4, 0, 0]
+
+
+def test_masked_token_eval_reports_the_unigram_baseline():
+    """An untrained model is scored beside the always-the-most-frequent-word baseline."""
+    from embbert.models import MaskedLM
+    from embbert.presets import get_preset
+    from embbert.train.plan import PretrainPlan
+    from embbert.train.pretrain import masked_token_eval
+
+    g = generator(0, 5)
+    windows = []
+    for _ in range(40):
+        words = torch.randint(5, 200, (30,), generator=g)
+        words[torch.rand(30, generator=g) < 0.5] = 7  # word 7 is half of the text
+        windows.append([2, *words.tolist(), 4])
+    torch.manual_seed(0)
+    result = masked_token_eval(MaskedLM(get_preset("embbert-nano")), windows, PretrainPlan())
+    assert result["mlm_eval_predictions"] > 100
+    assert 0.35 < result["mlm_eval_unigram_accuracy"] < 0.65
+    assert 0.0 <= result["mlm_eval_accuracy"] <= 1.0 and result["mlm_eval_loss"] > 0

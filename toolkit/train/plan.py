@@ -37,7 +37,9 @@ class FinetunePlan(BaseModel):
 
     epochs: int = Field(10, gt=0, description="passes over the training part (paper: 10)")
     batch_size: int = Field(32, gt=0, description="sentences per step (paper: 32)")
-    lr: float = Field(1e-4, gt=0, description="peak AdamW learning rate (paper: 5e-5 or 1e-4)")
+    # Chosen on sms_spam's validation part after the 3000-step pretraining:
+    # 3e-4 gave 98.06 %, 1e-4 97.48 %.
+    lr: float = Field(3e-4, gt=0, description="peak AdamW learning rate (paper: 5e-5 or 1e-4)")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
     warmup_steps: int = Field(100, ge=0, description="linear warm-up, then linear decay to 0")
     limit: int | None = Field(None, description="cap on examples per split part (None = all)")

@@ -17,7 +17,7 @@ from ..console import err
 from ..data import pretraining_texts
 from ..models import MaskedLM, count_params
 from . import rundir
-from .batches import batch_indices, chunk_documents, generator, mask_tokens, pad
+from .batches import FIRST_WORD_ID, batch_indices, chunk_documents, generator, mask_tokens, pad
 from .loop import LoopSettings, fit
 from .plan import PretrainPlan
 
@@ -71,6 +71,50 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
         "torch_threads": torch.get_num_threads(),
         "losses": state.losses,
     }
+    summary.update(masked_token_eval(model, windows, plan))
     rundir.write_checkpoint(out, cfg, model, run)
     rundir.write_json(out / "pretrain.json", summary)
     return summary
+
+
+# Masked-token accuracy is measured on this many windows, masked afresh with a
+# stream no training step uses (the windows themselves were trained on).
+EVAL_WINDOWS = 256
+_EVAL_STREAM = (3, 0)  # masking uses (1, step), data order (epoch,), the loop (step,)
+
+
+@torch.no_grad()
+def masked_token_eval(model: MaskedLM, windows: list[list[int]], plan: PretrainPlan) -> dict:
+    """MLM loss and accuracy of `model` on EVAL_WINDOWS seeded windows, with the
+    unigram baseline (always the most frequent word) beside them, so a model
+    that ignores the context shows as one."""
+    g = generator(plan.seed, *_EVAL_STREAM)
+    idx = torch.randperm(len(windows), generator=g)[:EVAL_WINDOWS]
+    ids = pad([windows[i] for i in idx])
+    inputs, targets = mask_tokens(ids, model.cfg.vocab_size, g, plan.mask_rate)
+    picked = targets != -100
+    model.eval()
+    logits = torch.cat([model(inputs[k : k + 32], picked[k : k + 32]) for k in range(0, len(ids), 32)])
+    wanted = targets[picked]
+    counts = torch.bincount(ids[ids >= FIRST_WORD_ID], minlength=model.cfg.vocab_size)
+    return {
+        "mlm_eval_loss": round(float(F.cross_entropy(logits, wanted)), 4),
+        "mlm_eval_accuracy": round(float((logits.argmax(-1) == wanted).float().mean()), 4),
+        "mlm_eval_unigram_accuracy": round(float((wanted == counts.argmax()).float().mean()), 4),
+        "mlm_eval_predictions": int(picked.sum()),
+    }
+
+
+def evaluate_run(run_dir: Path) -> dict:
+    """masked_token_eval for a finished pretraining run, from its own files."""
+    from ..tokenizer import load_tokenizer
+
+    run = rundir.read_json(run_dir / rundir.RUN_JSON)
+    plan = PretrainPlan(**run["plan"])
+    ckpt = rundir.read_torch(run_dir / rundir.CHECKPOINT)
+    cfg = rundir.checkpoint_config(ckpt, run_dir / rundir.CHECKPOINT)
+    model = MaskedLM(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    tok = load_tokenizer(run_dir / rundir.TOKENIZER_JSON)
+    docs = [e.ids for e in tok.encode_batch(pretraining_texts(plan.corpus_chars), add_special_tokens=False)]
+    return masked_token_eval(model, chunk_documents(docs, min(plan.seq_len, cfg.max_len)), plan)
