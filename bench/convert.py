@@ -2,6 +2,7 @@
 
     python bench/convert.py --runs /work/runs/bench                 # fine-tuned runs (RUNS/MODEL-TASK)
     python bench/convert.py --untrained embbert bert-2mb mamba-2mb  # random weights: sizes, ops, arena
+    python bench/convert.py --runs R --append                       # add/replace rows in the same table
 
 Converts each run with the real command (`embbert convert --json`) into
 ART/NAME, prints a table and writes bench/results/convert.json. A model that
@@ -21,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from common import write_result
+from common import RESULTS, write_result
 
 TARGET_FLASH, TARGET_ARENA, PAPER_INT8 = 450_000, 200_000, 781_000
 
@@ -71,7 +72,7 @@ def row(name: str, r: dict, trained: bool) -> dict:
         "flash_bytes": r["flash_bytes"], "arena_minimal_bytes": a["minimal_bytes"], "arena_used_bytes": a["used_bytes"],
         "arena_head_bytes": a["head_bytes"], "arena_tail_bytes": a["tail_bytes"],
         "total_bytes": r["flash_bytes"] + a["minimal_bytes"], "ops": r["ops"], "op_count": r["op_count"],
-        **p, "wall_time_s": r["wall_time_s"],
+        **p, "wall_time_s": r["wall_time_s"], "graph_rewrites": r.get("graph_rewrites"),
     }
 
 
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--art", type=Path, default=None, help="where artifacts go (default: a temp folder)")
     ap.add_argument("--test-limit", type=int, default=None, help="parity on the first N test sentences")
     ap.add_argument("--name", default="convert", help="bench/results/NAME.json")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows already in bench/results/NAME.json (a row of the same run is replaced)")
     args = ap.parse_args()
     art = args.art or Path(tempfile.mkdtemp(prefix="embbert-bench-convert-"))
 
@@ -97,6 +100,9 @@ def main() -> None:
         raise SystemExit("nothing to convert: give --runs with fine-tuned runs and/or --untrained PRESET ...")
 
     rows = []
+    if args.append and (RESULTS / f"{args.name}.json").exists():
+        new_names = {name for name, _, _ in jobs}
+        rows = [r for r in json.loads((RESULTS / f"{args.name}.json").read_text())["rows"] if r["run"] not in new_names]
     for name, run, trained in jobs:
         print(f"converting {name} ...", file=sys.stderr, flush=True)
         rows.append(row(name, convert(run, art / name.split()[0], args.test_limit), trained))
