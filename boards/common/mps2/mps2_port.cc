@@ -1,7 +1,7 @@
 // Port for QEMU's mps2-an386 (Cortex-M4F) and mps2-an500 (Cortex-M7): same
 // memory map, CMSDK UART0 at 0x40004000. Bytes are polled; between them the
-// CPU sleeps (WFI) until the UART's receive interrupt, so an idle emulator
-// does not spin a host core.
+// CPU sleeps (WFI) until the UART's receive interrupt wakes it, so an idle
+// emulator does not spin a host core.
 #include <stdint.h>
 
 #include "app.h"
@@ -21,7 +21,10 @@ CmsdkUart* const kUart0 = reinterpret_cast<CmsdkUart*>(0x40004000);
 volatile uint32_t* const kAircr = reinterpret_cast<uint32_t*>(0xE000ED0C);
 volatile uint32_t* const kNvicIser0 = reinterpret_cast<uint32_t*>(0xE000E100);
 constexpr uint32_t kUart0Irqs = 0x3;  // IRQ 0 and 1: UART0 receive and transmit lines on mps2
+volatile uint32_t* const kNvicIcpr0 = reinterpret_cast<uint32_t*>(0xE000E280);
 constexpr uint32_t kRxFull = 0x2;
+constexpr uint32_t kCtrlBusy = 0x3;         // TX, RX
+constexpr uint32_t kCtrlIdle = 0x3 | 0x8;   // + RX interrupt, to wake from WFI
 }  // namespace
 
 extern "C" {
@@ -29,7 +32,7 @@ extern uint32_t __flash_start__, __flash_end__, __ram_start__, __ram_end__;
 
 void port_init(void) {
   kUart0->bauddiv = 16;  // QEMU ignores the rate; real CMSDK needs >= 16
-  kUart0->ctrl = 0x3 | 0x8;  // TX, RX, RX interrupt
+  kUart0->ctrl = kCtrlBusy;
   *kNvicIser0 = kUart0Irqs;
   port_counter_start();
 }
@@ -37,11 +40,19 @@ void port_init(void) {
 // The byte stays in the data register for port_getc(); only the flag goes.
 void port_irq(uint32_t) { kUart0->intstatus = 0xF; }
 
-// Sleep until a byte is there. Interrupts off around the check, so a byte
-// arriving between check and WFI still wakes it (pending IRQs end WFI).
+// Sleep until a byte is there. The receive interrupt is enabled only here,
+// around WFI, with interrupts masked: it wakes the core but its handler never
+// runs, so a byte that arrives while a command is timed (the host's second
+// frame-ending zero, a pipelined request) costs no instructions in the count.
 void port_idle(void) {
   __asm volatile("cpsid i" ::: "memory");
-  if (!(kUart0->state & kRxFull)) __asm volatile("wfi");
+  if (!(kUart0->state & kRxFull)) {
+    kUart0->ctrl = kCtrlIdle;
+    __asm volatile("wfi");
+    kUart0->ctrl = kCtrlBusy;
+  }
+  kUart0->intstatus = 0xF;
+  *kNvicIcpr0 = kUart0Irqs;  // the wake-up was the only job of that interrupt
   __asm volatile("cpsie i" ::: "memory");
 }
 
