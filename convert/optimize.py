@@ -564,30 +564,35 @@ def _place(items) -> tuple[dict[int, int], int]:
     return offsets, top
 
 
+def _postorder(g: _Graph, producer: dict, children) -> list[int]:
+    """The ops in post-order from the graph's outputs, iteratively; ``children(k)``
+    lists k's producers in the order they are visited."""
+    seen, out = set(), []
+    stack = [(producer[t], False) for t in reversed(g.outputs)]
+    while stack:
+        k, expanded = stack.pop()
+        if k in seen:
+            continue
+        if expanded:
+            seen.add(k)
+            out.append(k)
+            continue
+        stack.append((k, True))
+        for p in reversed(children(k)):
+            if p not in seen:
+                stack.append((p, False))
+    return out
+
+
 def _orders(g: _Graph) -> list[list[int]]:
     n = len(g.kinds)
     producer = {t: k for k, o in enumerate(g.outs) for t in o}
     orders = [list(range(n))]
 
-    def dfs(reverse: bool) -> list[int]:
-        seen, out = set(), []
-        stack = [(producer[t], False) for t in reversed(g.outputs)]
-        while stack:
-            k, expanded = stack.pop()
-            if k in seen:
-                continue
-            if expanded:
-                seen.add(k)
-                out.append(k)
-                continue
-            stack.append((k, True))
-            deps = list(dict.fromkeys(producer[t] for t in g.ins[k] if t in producer))  # in input order
-            for p in (deps if reverse else list(reversed(deps))):
-                if p not in seen:
-                    stack.append((p, False))
-        return out
+    def deps(k: int) -> list[int]:
+        return list(dict.fromkeys(producer[t] for t in g.ins[k] if t in producer))  # in input order
 
-    orders += [dfs(False), dfs(True)]
+    orders += [_postorder(g, producer, deps), _postorder(g, producer, lambda k: deps(k)[::-1])]
 
     # Sethi-Ullman on the DAG read as a tree: at each op, first the input whose
     # subtree needs the most memory beyond what it leaves behind.
@@ -613,22 +618,7 @@ def _orders(g: _Graph) -> list[list[int]]:
             need(k)
     finally:
         sys.setrecursionlimit(limit)
-    seen, su = set(), []
-    stack = [(producer[t], False) for t in reversed(g.outputs)]
-    while stack:
-        k, expanded = stack.pop()
-        if k in seen:
-            continue
-        if expanded:
-            seen.add(k)
-            su.append(k)
-            continue
-        stack.append((k, True))
-        kids = sorted(dict.fromkeys(producer[t] for t in g.ins[k] if t in producer),
-                      key=lambda c: -(peak[c] - out_bytes[c]))
-        for c in reversed(kids):
-            if c not in seen:
-                stack.append((c, False))
+    su = _postorder(g, producer, lambda k: sorted(deps(k), key=lambda c: -(peak[c] - out_bytes[c])))
     orders += [su, _list_schedule(g)]
     return [o for o in orders if _valid(g, o)]
 
