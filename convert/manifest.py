@@ -7,9 +7,33 @@ times), so the same run gives the same manifest bytes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from embbert.errors import UserError
+
 MANIFEST_VERSION = 1
+
+
+def read_manifest(art_dir: Path) -> dict:
+    """ART_DIR/manifest.json as a dict, checked for its version; one clear
+    UserError if the folder or the file is missing or unreadable."""
+    art_dir = Path(art_dir)
+    path = art_dir / "manifest.json"
+    if not art_dir.is_dir():
+        raise UserError(f"artifact folder not found: {art_dir}")
+    if not path.is_file():
+        raise UserError(f"{art_dir} has no manifest.json; `embbert convert` (or `embbert deploy`) writes it")
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON: {error}") from None
+    if manifest.get("manifest_version") != MANIFEST_VERSION:
+        raise UserError(f"{path}: manifest_version {manifest.get('manifest_version')!r}; this toolkit reads "
+                        f"version {MANIFEST_VERSION}")
+    return manifest
 
 
 class _Strict(BaseModel):

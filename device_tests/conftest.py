@@ -151,7 +151,7 @@ def art_dir(request, board, port, tmp_path_factory, figures) -> Path:
 @pytest.fixture(scope="session")
 def manifest(art_dir) -> dict:
     from embbert.errors import UserError
-    from embbert.harness.reference import read_manifest
+    from embbert.convert.manifest import read_manifest
 
     try:
         return read_manifest(art_dir)

@@ -36,16 +36,10 @@ CORE_RAM_BYTES = 3 * 2100 + 4 * 2048 + 1024
 
 
 def _manifest(art_dir: Path) -> dict | None:
-    path = art_dir / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
-    if manifest.get("manifest_version") != 1:
-        raise UserError(f"{path}: manifest_version {manifest.get('manifest_version')!r}; this firmware reads version 1")
-    return manifest
+    """The artifact's manifest, or None for a folder with only a tokenizer (backend none)."""
+    from embbert.convert.manifest import read_manifest
+
+    return read_manifest(art_dir) if (art_dir / "manifest.json").is_file() else None
 
 
 BACKEND_HELP = ("none (no model), aot or tflm. Default: none without a model; tflm on boards that get "

@@ -20,7 +20,8 @@ from embbert.errors import UserError
 from embbert.harness import emulator
 from embbert.harness.evaluate import check_board
 from embbert.harness.link import open_port
-from embbert.harness.reference import HostReference, read_manifest
+from embbert.convert.manifest import read_manifest
+from embbert.harness.reference import HostReference
 
 STAMP = "source.json"  # which checkpoint an artifact came from
 SMOKE_SENTENCES = [

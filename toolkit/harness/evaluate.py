@@ -31,7 +31,8 @@ from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestart
                                      encode_frame)
 from embbert.errors import UserError
 from embbert.harness.link import BoardUnresponsive, Link, PortLink, QemuLink
-from embbert.harness.reference import HostReference, read_manifest
+from embbert.convert.manifest import read_manifest
+from embbert.harness.reference import HostReference
 
 RESULTS, IDENTITY, SUMMARY = "results.jsonl", "eval.json", "summary.json"
 # Statuses that mean the bytes were damaged on the way: send again.

@@ -5,30 +5,12 @@ model came from (model_float.onnx)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from embbert.errors import UserError
 from embbert.tokenizer import encode, load_tokenizer
-
-
-def read_manifest(art_dir: Path) -> dict:
-    """ART_DIR/manifest.json, checked; one clear UserError if it is not usable."""
-    art_dir = Path(art_dir)
-    path = art_dir / "manifest.json"
-    if not art_dir.is_dir():
-        raise UserError(f"artifact folder not found: {art_dir}")
-    if not path.is_file():
-        raise UserError(f"{art_dir} has no manifest.json; `embbert convert` (or `embbert deploy`) writes it")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
-    if manifest.get("manifest_version") != 1:
-        raise UserError(f"{path}: manifest_version {manifest.get('manifest_version')!r}; this toolkit reads version 1")
-    return manifest
 
 
 class HostReference:
