@@ -260,11 +260,8 @@ class MicroInterpreter {
 }  // namespace tflite
 """
 
-FAKE_MAIN = r"""
-#include <stdio.h>
-#include <string.h>
-#include "fake_tflm.h"
-#include "model_runner.h"
+# The fake library's globals: a two-op model (ADD, SOFTMAX), its tensors, switches.
+FAKE_GLOBALS = r"""
 namespace fake {
 tflite::Model model{3, {{{tflite::BuiltinOperator_ADD, {""}}, {tflite::BuiltinOperator_SOFTMAX, {""}}}, 2}};
 bool allocate_ok = true, old_api_used = false;
@@ -273,7 +270,14 @@ int8_t out_buf[8];
 TfLiteIntArray in_dims{2, {1, 16}}, out_dims{2, {1, 2}};
 TfLiteTensor input{kTfLiteInt32, &in_dims, {in_buf}}, output{kTfLiteInt8, &out_dims, {nullptr}};
 }  // namespace fake
-int main(int argc, char** argv) {
+"""
+
+FAKE_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "fake_tflm.h"
+#include "model_runner.h"
+""" + FAKE_GLOBALS + r"""int main(int argc, char** argv) {
   fake::output.data.int8 = fake::out_buf;  // (a union's second member has no brace initializer)
   const char* s = argc > 1 ? argv[1] : "ok";
   if (!strcmp(s, "alloc_fail")) fake::allocate_ok = false;
@@ -367,15 +371,7 @@ def test_runner_failures_name_their_cause(fake_runner):
 
 FAKE_LIBRARY_IMPL = r"""
 #include "fake_tflm.h"
-namespace fake {
-tflite::Model model{3, {{{tflite::BuiltinOperator_ADD, {""}}, {tflite::BuiltinOperator_SOFTMAX, {""}}}, 2}};
-bool allocate_ok = true, old_api_used = false;
-int32_t in_buf[512];
-int8_t out_buf[8];
-TfLiteIntArray in_dims{2, {1, 16}}, out_dims{2, {1, 2}};
-TfLiteTensor input{kTfLiteInt32, &in_dims, {in_buf}}, output{kTfLiteInt8, &out_dims, {nullptr}};
-}  // namespace fake
-"""
+""" + FAKE_GLOBALS
 
 
 @needs_arm
