@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import serial
@@ -63,7 +63,6 @@ class Progress:
     correct: int = 0
     failed: int = 0
     retries: int = 0
-    extra: dict = field(default_factory=dict)
 
     def status(self) -> str:
         acc = f"accuracy {self.correct / max(self.done - self.failed, 1):.2%}" if self.done else "accuracy -"

@@ -169,7 +169,6 @@ class QemuLink(Link):
         super().__init__(board, fault_rate, fault_seed)
         self.elf, self.timeout, self.background = Path(elf), timeout, background
         self._qemu = None
-        self.url = None
         if background is None:
             self._start_own()
         else:
@@ -190,7 +189,6 @@ class QemuLink(Link):
         device = emulator.connect(state, self.board.serial.baudrate, self.timeout)
         if fresh:
             device.wait_ready(self.timeout)
-        self.url = state["url"]
         self._attach(device)
 
     def hard_reset(self) -> None:
