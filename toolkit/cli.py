@@ -145,6 +145,10 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
     lr: Optional[float] = LrOpt,
+    quant_noise: Optional[float] = typer.Option(
+        None, "--quant-noise", min=0,
+        help="Int8 rounding noise while training, in int8 steps (0 = off; default: the preset's). It makes the "
+             "int8 model of `embbert convert` agree with the float one."),
     preset: str = PresetOpt,
     seed: int = SeedOpt,
     resume: bool = ResumeOpt,
@@ -159,7 +163,7 @@ def train(
     from .train.rundir import TOKENIZER_JSON, prepare_out_dir
 
     cfg = get_preset(model)
-    plan = finetune_plan(preset, epochs=epochs, limit=limit, lr=lr, seed=seed)
+    plan = finetune_plan(preset, epochs=epochs, limit=limit, lr=lr, quant_noise=quant_noise, seed=seed)
     if (task is None) == (data is None):
         raise UserError("give exactly one of --task NAME or --data FILE")
     if test_data is not None and data is None:

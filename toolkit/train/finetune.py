@@ -18,7 +18,7 @@ from ..data import TaskData
 from ..errors import UserError
 from ..models import Classifier, count_params
 from ..tokenizer import encode, load_tokenizer
-from . import rundir
+from . import quant_noise, rundir
 from .batches import batch_indices, pad, steps_per_epoch
 from .loop import LoopSettings, LoopState, fit
 from .plan import FinetunePlan
@@ -57,6 +57,7 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
     model = Classifier(cfg, len(data.labels))
     if init is not None:
         model.backbone.load_state_dict(load_backbone(init, cfg))
+    quant_noise.attach(model, plan.quant_noise, skip=model.head)
 
     def loss_at(step: int):
         idx = batch_indices(len(train_ids), plan.batch_size, plan.seed, step)
