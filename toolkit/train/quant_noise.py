@@ -23,9 +23,11 @@ import torch.nn as nn
 from ..models.embbert import EmbBERTLayer
 from ..models.layers import CausalDepthwiseConv, Embedder, RMSNorm
 
-# Module outputs that become int8 tensors after conversion (the Linears are
-# the projections; the head's output is the int8 logits, left exact).
-NOISY = (Embedder, RMSNorm, CausalDepthwiseConv, EmbBERTLayer, nn.Linear)
+# Module outputs that become int8 tensors after conversion: the rows read from
+# the int8 token and position tables (nn.Embedding), the embedder's sum, the
+# norms, the projections (nn.Linear), the convs and the layers. The head's
+# output is the int8 logits, left exact.
+NOISY = (nn.Embedding, Embedder, RMSNorm, CausalDepthwiseConv, EmbBERTLayer, nn.Linear)
 
 
 def _add_noise(amplitude: float):
