@@ -15,6 +15,7 @@ from rich.table import Table
 from .console import err, out
 from .device.build import BACKEND_HELP
 from .errors import UserError
+from .train.plan import QUANT_NOISE
 
 app = typer.Typer(
     help="Train EmbBERT, a 2 MB text classifier, and prove it on a microcontroller.",
@@ -147,7 +148,7 @@ def train(
     lr: Optional[float] = LrOpt,
     quant_noise: Optional[float] = typer.Option(
         None, "--quant-noise", min=0,
-        help="Int8 rounding noise while training, in int8 steps (0 = off; default: the preset's, 16). It makes the "
+        help=f"Int8 rounding noise while training, in int8 steps (0 = off; default {QUANT_NOISE:g}). It makes the "
              "int8 model of `embbert convert` agree with the float one. 32 broke the int8 model on rt_reviews: "
              "check the parity report of `embbert convert`."),
     preset: str = PresetOpt,
