@@ -25,7 +25,7 @@ from . import arena, carray, check_ops, export, optimize, parity, quantize, sour
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
 
 DEFAULT_CALIBRATION = 500
-OPTIMIZE_CHECK_SENTENCES = 16  # calibration sentences on which the rewritten model must match the converter's
+CHECK_SENTENCES = 16  # calibration sentences on which each step is checked: float graph vs PyTorch, rewritten vs converted int8
 FLOAT_MODEL = "model_float.onnx"  # the float graph, fixed length: the harness's float reference
 TOOLCHAIN = ("torch", "onnx", "onnxsim", "onnx2tf", "tensorflow", "ai-edge-litert", "tflite-micro", "numpy")
 
@@ -45,12 +45,14 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path,
                  rewrites: dict | None = None) -> bytes:
-    """Exportable module -> checked full-int8 flatbuffer (raises UnsupportedOp),
+    """Exportable module -> checked full-int8 flatbuffer (raises FloatGraphMismatch
+    when onnx2tf's float graph is not the module, UnsupportedOp),
     rewritten for TFLite-Micro (optimize.py; what was done goes into `rewrites`).
     Leaves the float graph in work/model.onnx."""
     onnx_path = work / "model.onnx"
     export.to_onnx(module, max_len, onnx_path)
     saved = quantize.onnx_to_saved_model(onnx_path, work / "saved_model")
+    quantize.check_float_graph(saved, module, calibration[:CHECK_SENTENCES])
     try:
         model = quantize.quantize(saved, calibration)
     except Exception as e:  # tf.lite ConverterError and friends
@@ -58,7 +60,7 @@ def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path
             raise
         raise check_ops.UnsupportedOp(quantize.explain_converter_error(e, onnx_path)) from None
     check_ops.check_micro(check_ops.read_model(model))
-    model, done = optimize.optimize_checked(model, calibration[:OPTIMIZE_CHECK_SENTENCES])
+    model, done = optimize.optimize_checked(model, calibration[:CHECK_SENTENCES])
     check_ops.check_micro(check_ops.read_model(model))
     if rewrites is not None:
         rewrites.update(done)

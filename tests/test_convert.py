@@ -325,3 +325,32 @@ def test_full_embbert_parity_on_test_sample(tmp_path):
     assert p["test_sentences"] == 200
     assert abs(p["accuracy_micro"] - p["accuracy_float"]) <= 0.01
     assert p["agreement_micro"] >= 0.99 and p["cosine_micro"] >= 0.99
+
+
+class Pooled(nn.Module):
+    """A tiny classifier: embedding, one Linear, mean over positions."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(64, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        return self.head(self.embed(ids).mean(1))
+
+
+def test_float_graph_check_catches_a_graph_that_is_not_the_model(tmp_path):
+    """onnx2tf's float graph is checked against PyTorch before int8: a graph of
+    other weights (what a mis-read axis looks like from outside) is refused."""
+    from embbert.convert import export, quantize
+
+    torch.manual_seed(0)
+    model = Pooled().eval()
+    batch = [np.random.default_rng(i).integers(0, 64, (1, 16)).astype(np.int32) for i in range(4)]
+    export.to_onnx(model, 16, tmp_path / "m.onnx")
+    saved = quantize.onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "sm")
+    assert quantize.check_float_graph(saved, model, batch) < 1e-4
+    with torch.no_grad():
+        model.head.bias += 0.5
+    with pytest.raises(quantize.FloatGraphMismatch, match="float graph differs .* off by up to 0.5"):
+        quantize.check_float_graph(saved, model, batch)
