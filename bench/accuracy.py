@@ -77,7 +77,8 @@ def main() -> None:
         metrics = completed(run, "metrics.json") or embbert(
             "train", "--model", args.model, "--task", task, "--init", pre, "--out", run, "--preset", args.preset,
             *(["--epochs", epochs] if epochs else []), *(["--resume"] if run.exists() else []))
-        limit = json.loads((run / "run.json").read_text())["plan"]["limit"]
+        plan = json.loads((run / "run.json").read_text())["plan"]
+        limit = plan["limit"]
         ref = tfidf_reference(task, limit)
         rows.append({
             "task": task, "model": args.model,
@@ -85,15 +86,15 @@ def main() -> None:
             "tfidf_C": ref["C"], "epochs": len(metrics["val_history"]), "best_epoch": metrics["best_epoch"],
             "test_size": metrics["sizes"]["test"], "train_size": metrics["sizes"]["train"],
             "finetune_wall_time_s": metrics["wall_time_s"], "finetune_tokens_per_s": metrics["tokens_per_s"],
-            "finetune_lr": json.loads((run / "run.json").read_text())["plan"]["lr"],
+            "finetune_lr": plan["lr"], "quant_noise": plan.get("quant_noise", 0.0),
             "val_accuracy": metrics["val_accuracy"], "tfidf_lr_val_accuracy": ref["val_accuracy"],
         })
 
-    table = Table("task", f"{args.model} (fp32)", "TF-IDF + LR", "epochs", "test n", "fine-tune", "tokens/s",
-                  title=f"test accuracy, preset {args.preset}")
+    table = Table("task", f"{args.model} (fp32)", "TF-IDF + LR", "epochs", "quant noise", "test n", "fine-tune",
+                  "tokens/s", title=f"test accuracy, preset {args.preset}")
     for r in rows:
         table.add_row(r["task"], f"{r['embbert_test_accuracy']:.4f}", f"{r['tfidf_lr_test_accuracy']:.4f}",
-                      str(r["epochs"]), str(r["test_size"]), f"{r['finetune_wall_time_s']:.0f} s",
+                      str(r["epochs"]), f"{r['quant_noise']:g}", str(r["test_size"]), f"{r['finetune_wall_time_s']:.0f} s",
                       f"{r['finetune_tokens_per_s']:,.0f}")
     console = Console()
     console.print(table)
