@@ -89,9 +89,10 @@ def check_float_graph(saved_model: Path, module, batch: list[np.ndarray]) -> flo
     fn = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     worst, worst_at, scale = 0.0, 0, 1.0
     for k, ids in enumerate(batch):
+        ids = ids.astype(np.int32)
         with torch.no_grad():
-            want = module(torch.from_numpy(ids.astype(np.int32))).numpy()
-        got = next(iter(fn(ids=tf.constant(ids.astype(np.int32))).values())).numpy().reshape(want.shape)
+            want = module(torch.from_numpy(ids)).numpy()
+        got = next(iter(fn(ids=tf.constant(ids)).values())).numpy().reshape(want.shape)
         scale = max(scale, float(np.abs(want).max()))
         diff = float(np.abs(got - want).max())
         if diff > worst:
