@@ -12,8 +12,8 @@ change by a bit (only the op list, the file and the arena do):
   output channel, the same int32 sum and the same per-channel requantization.
 - A chain of TRANSPOSE / RESHAPE ops that moves no element (onnx2tf's NCHW
   detours: transpose, reshape, transpose back) becomes one RESHAPE.
-- Ops whose outputs nobody reads, and the tensors and buffers left unused,
-  are dropped.
+- Ops whose outputs nobody reads, and the tensors, buffers and operator
+  codes left unused, are dropped (opcode indices renumbered).
 - A tensor read again long after it was transposed is transposed back from
   its transpose instead of being kept (only where the planned arena shrinks).
 - The ops are reordered: TFLite-Micro runs them in file order and plans the
@@ -300,6 +300,13 @@ def _drop_dead(mm: _Model) -> None:
     for sig in mm.m.signatureDefs or []:
         for tm in (*(sig.inputs or []), *(sig.outputs or [])):
             tm.tensorIndex = remap[tm.tensorIndex]
+    # operator codes: only those an operator uses (the rewrites leave LESS, CAST, CONV_2D behind;
+    # a runner that checks every code against its resolver would refuse the model for them)
+    used_c = sorted({int(op.opcodeIndex) for op in g.operators})
+    cremap = {old: new for new, old in enumerate(used_c)}
+    mm.m.operatorCodes = [mm.m.operatorCodes[i] for i in used_c]
+    for op in g.operators:
+        op.opcodeIndex = cremap[int(op.opcodeIndex)]
     # buffers: 0 stays the empty sentinel; metadata buffers are kept
     meta = {md.buffer for md in mm.m.metadata or []}
     used_b = sorted({0} | {t.buffer for t in g.tensors} | meta)

@@ -103,6 +103,12 @@ def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> No
         raise UserError(f"{error}{hint}") from None
 
 
+# TFLite-Micro's release configuration: DCHECKs off, no error strings (no text on the serial
+# line), and a failed TFLITE_CHECK halts in a loop instead of calling newlib's abort(), which
+# pulls in _exit, _kill, _getpid and _sbrk (undefined on bare metal, a heap on Arduino cores).
+TFLM_RELEASE_DEFINES = {"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1}
+
+
 def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
@@ -119,16 +125,14 @@ def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, ful
         aot = write_backend_sources(art_dir, manifest, gen, full_length=full_length)
         config["include_dirs"] = aot.pop("include_dirs")
         config["defines"]["EMBBERT_AOT_FULL_LENGTH"] = int(full_length)
-        # TFLite-Micro's release configuration: DCHECKs off, no error strings, and a
-        # failed CHECK halts in a loop instead of calling abort() (no libc signals here).
         # The host test build keeps the DCHECKs on; neither changes the arithmetic.
-        config["defines"].update({"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1})
+        config["defines"].update(TFLM_RELEASE_DEFINES)
         extra["aot"] = aot
     elif backend == "tflm":
         extra["tflm"] = write_tflm_sources(art_dir, manifest, gen)
-        # TFLite-Micro's release configuration, for its library too (the defines reach
-        # every library PlatformIO builds): no error strings, so no text on the serial line.
-        config["defines"].update({"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1})
+        # for its library too (the defines reach every library PlatformIO builds); the runner
+        # reads TfLiteTensor, whose layout TF_LITE_STATIC_MEMORY changes: both sides must agree
+        config["defines"].update({**TFLM_RELEASE_DEFINES, "TF_LITE_STATIC_MEMORY": 1})
     (gen / "build.json").write_text(json.dumps(config, indent=1))
     return {"tokenizer_sha256": tables.sha256, "tokenizer_flash_bytes": tables_flash_bytes(tables), "max_len": max_len,
             **extra}

@@ -12,7 +12,7 @@
 // model's pad id (the model ignores right padding, model_runner.h).
 //
 // Failures are reported, never hidden: model_setup() checks the schema
-// version, that every op of the model is in the resolver, AllocateTensors()
+// version, that every op the model's operators run is in the resolver, AllocateTensors()
 // and the input/output tensors, and keeps the first problem for
 // model_error(); model_infer() then answers kFailed with it.
 #include <stdarg.h>
@@ -133,20 +133,32 @@ RunStatus model_setup() {
              << ": this TFLite-Micro library has no kernel for it (its MicroMutableOpResolver lacks the Add method)";
     return failed();
   }
-  // Every op the graph uses must be in the resolver: name the first one that is not.
+  // Every op an operator runs must be in the resolver: name the first one that is not. Only the
+  // codes operators use count: TFLite-Micro ignores the others, and so does this check.
   const auto* codes = model->operator_codes();
-  for (unsigned i = 0; codes != nullptr && i < codes->size(); ++i) {
-    const tfl::BuiltinOperator op = tfl::GetBuiltinCode(codes->Get(i));
-    if (op == tfl::BuiltinOperator_CUSTOM) {
-      const char* name = codes->Get(i)->custom_code() ? codes->Get(i)->custom_code()->c_str() : "?";
-      Detail() << "custom op " << name << " is not supported (the converter refuses custom ops)";
-      return failed();
-    }
-    if (resolver->FindOp(op) == nullptr) {
-      Detail() << "op " << tfl::EnumNameBuiltinOperator(op)
-               << " is in the model but not in the op resolver (manifest ops and model.tflite disagree: "
-                  "rebuild from one `embbert convert`)";
-      return failed();
+  const auto* subgraphs = model->subgraphs();
+  for (unsigned s = 0; subgraphs != nullptr && s < subgraphs->size(); ++s) {
+    const auto* ops = subgraphs->Get(s)->operators();
+    for (unsigned k = 0; ops != nullptr && k < ops->size(); ++k) {
+      const unsigned i = ops->Get(k)->opcode_index();
+      if (codes == nullptr || i >= codes->size()) {
+        Detail() << "operator " << static_cast<unsigned long>(k) << " names operator code "
+                 << static_cast<unsigned long>(i) << ", which the model does not have";
+        return failed();
+      }
+      const auto* code = codes->Get(i);
+      const tfl::BuiltinOperator op = tfl::GetBuiltinCode(code);
+      if (op == tfl::BuiltinOperator_CUSTOM) {
+        const char* name = code->custom_code() ? code->custom_code()->c_str() : "?";
+        Detail() << "custom op " << name << " is not supported (the converter refuses custom ops)";
+        return failed();
+      }
+      if (resolver->FindOp(op) == nullptr) {
+        Detail() << "op " << tfl::EnumNameBuiltinOperator(op)
+                 << " is in the model but not in the op resolver (manifest ops and model.tflite disagree: "
+                    "rebuild from one `embbert convert`)";
+        return failed();
+      }
     }
   }
   g_interpreter = make_interpreter<tfl::MicroInterpreter>(model, *resolver);
