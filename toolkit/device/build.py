@@ -24,7 +24,7 @@ from pathlib import Path
 from embbert.device.boards import Board, load_board
 from embbert.device.linker_map import read_map
 from embbert.device.paths import firmware_dir
-from embbert.device.platformio_env import core_dir, pio, platform_installed
+from embbert.device.platformio_env import BUILD_TIMEOUT_S, core_dir, pio, platform_installed
 from embbert.device.tokenizer_tables import flash_bytes as tables_flash_bytes, write_tables
 from embbert.errors import UserError
 
@@ -290,7 +290,7 @@ def _run_platformio(board: Board, gen: Path, pio_build: Path, pio_env: str) -> N
             raise UserError(f"board {board.name} needs the PlatformIO platform {upstream!r} from the registry, "
                             f"which needs internet; installing it into {core_dir()} failed: {why[0]}")
     env = {"EMBBERT_GEN_DIR": str(gen), "PLATFORMIO_BUILD_DIR": str(pio_build)}
-    proc = pio(["run", "-e", pio_env], cwd=firmware_dir(), extra_env=env)
+    proc = pio(["run", "-e", pio_env], cwd=firmware_dir(), extra_env=env, timeout=BUILD_TIMEOUT_S)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
         overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)

@@ -7,7 +7,13 @@ The map does not say which sections are contents-free (ld even prints a
 "load address" for .bss), so those are known by name: anything with bss,
 noinit, stack or heap in its name (.bss, .dram0.bss, ._user_heap_stack).
 The regions come from the map's own "Memory Configuration" and the board
-description; tests check the result against arm-none-eabi-size.
+description.
+
+Each region counts as a span, from its first section to the end of its last:
+alignment gaps between sections are memory used too (a 16-aligned .bss after
+a .data of 4-byte multiples leaves one), and the firmware's INFO reports the
+same span from its linker symbols (__ram_end__ - __ram_start__). Tests check
+the result against arm-none-eabi-size and against those symbols.
 """
 
 from __future__ import annotations
@@ -85,11 +91,17 @@ def read_map(path, flash_regions: list[str], ram_regions: list[str]) -> MemoryUs
     if missing:
         raise UserError(f"{path}: memory regions {missing} not in the map (it has {sorted(regions)})")
 
-    def inside(address: int, names: list[str]) -> bool:
-        return any(regions[n][0] <= address < regions[n][0] + regions[n][1] for n in names)
+    def span(extents: list[tuple[int, int]], names: list[str]) -> int:
+        """Bytes from the first to the end of the last extent (start, size), region by region."""
+        total = 0
+        for name in names:
+            origin, length = regions[name]
+            inside = [(a, a + n) for a, n in extents if origin <= a < origin + length]
+            total += max(end for _, end in inside) - min(a for a, _ in inside) if inside else 0
+        return total
 
     sections = tuple(s for s in _sections(lines) if s.size > 0)
-    flash = sum(s.size for s in sections
-                if inside(s.load_address, flash_regions) and not any(w in s.name for w in _NO_CONTENTS))
-    ram = sum(s.size for s in sections if inside(s.address, ram_regions))
+    flash = span([(s.load_address, s.size) for s in sections if not any(w in s.name for w in _NO_CONTENTS)],
+                 flash_regions)
+    ram = span([(s.address, s.size) for s in sections], ram_regions)
     return MemoryUse(flash, ram, sections)

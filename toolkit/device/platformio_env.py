@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +68,36 @@ def pio_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# The PlatformIO the toolkit runs: the pip-installed one of this interpreter (tests put a fake here).
+PIO_COMMAND = [sys.executable, "-m", "platformio"]
+# A build's time limit. Building TFLite-Micro from source (the tflm backend's lib_deps) took
+# 465-600 s on a 2-core machine: three times that, so a slow machine is not cut off mid-build.
+BUILD_TIMEOUT_S = 1800
+
+
+class PlatformIOTimeout(RuntimeError):
+    """PlatformIO ran past its time limit; it and every process it started were stopped."""
+
+
 def pio(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None, timeout: float = 600):
-    """Run `platformio ARGS`; returns the CompletedProcess (text)."""
-    return subprocess.run([sys.executable, "-m", "platformio", *args], cwd=cwd, env=pio_env(extra_env),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    """Run `platformio ARGS`; returns the CompletedProcess (text). It runs in a process group of
+    its own: on a timeout (PlatformIOTimeout) or an interrupt the whole group is killed, SCons and
+    the compilers it started too, so nothing keeps writing into the build folder after we return."""
+    proc = subprocess.Popen([*PIO_COMMAND, *args], cwd=cwd, env=pio_env(extra_env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as error:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        if isinstance(error, subprocess.TimeoutExpired):
+            raise PlatformIOTimeout(f"`platformio {' '.join(args)}` ran past {timeout:.0f} s; it was stopped with "
+                                    "every process it started") from None
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def platform_installed(name: str) -> bool:
