@@ -1,9 +1,11 @@
 """Board descriptions: boards/<name>/board.toml, read and checked here.
 
-One file per board says everything the host needs: how to build it (the
-PlatformIO environment, CPU, port sources, linker script, stack), its flash
-and RAM, which linker-map regions count as which, what its counter counts,
-its serial settings and, for emulated boards, the emulator command.
+One file per board says everything the host needs: how to build it (CPU,
+port sources, linker script, stack, and its PlatformIO environments, from
+which firmware/boards.ini is generated), its flash and RAM, which
+linker-map regions count as which, what its counter counts, its serial
+settings, how to hard-reset it and, for emulated boards, the emulator
+command. Nothing else names a board: the tests discover them here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,17 +26,12 @@ class _Strict(BaseModel):
 
 
 class BuildSpec(_Strict):
-    pio_env: str  # the environment in firmware/platformio.ini
     cpu: str  # e.g. cortex-m4, esp32s3
     fpu: Optional[str] = None  # -mfpu for the local Cortex-M platform
     float_abi: Optional[Literal["hard", "softfp", "soft"]] = None
     sources: list[str] = []  # port folders, relative to the board folder
     linker_script: Optional[str] = None  # None: the upstream platform's own
     stack_bytes: int = Field(gt=0)
-    upstream_platform: Optional[str] = None  # PlatformIO registry platform (real boards)
-    # the environment that adds TFLite-Micro (lib_deps) for the tflm backend; None: the
-    # board cannot build tflm (TFLite-Micro's sources are not available), aot is its default
-    tflm_env: Optional[str] = None
 
 
 class MemorySpec(_Strict):
@@ -62,6 +59,22 @@ class EmulatorSpec(_Strict):
     url: str  # pyserial URL, placeholder {port}
 
 
+PioValue = Union[str, int, list[str]]
+
+
+class ResetSpec(_Strict):
+    """How the harness hard-resets the board when RESET over the protocol gets no answer
+    (embbert.device.reset)."""
+    # emulator: restart QEMU; esp32-rts-dtr: esptool's hard-reset sequence on EN (RTS) with IO0
+    # (DTR) high, through the two-transistor auto-reset circuit or the USB-Serial/JTAG port;
+    # openocd / pyocd: through the debug probe (an ST-Link's virtual COM port has no reset line);
+    # dtr: a pulse on DTR (Arduino-style auto-reset through a capacitor)
+    method: Literal["emulator", "esp32-rts-dtr", "openocd", "pyocd", "dtr"]
+    usb_jtag: bool = False  # esp32-rts-dtr: the chip's own USB-Serial/JTAG port (longer EN pulse)
+    openocd_config: list[str] = []  # openocd: its -f scripts, e.g. board/st_nucleo_l4.cfg
+    pyocd_target: Optional[str] = None  # pyocd: its --target, e.g. stm32l475xg
+
+
 class Board(_Strict):
     name: str
     description: str
@@ -71,6 +84,12 @@ class Board(_Strict):
     counter: CounterSpec
     serial: SerialSpec
     emulator: Optional[EmulatorSpec] = None
+    reset: ResetSpec
+    # The board's PlatformIO environment, env:<name>: its options (platform pinned name@version,
+    # board, extends = a base section of firmware/platformio.ini, ...). A [platformio.tflm] table
+    # adds env:<name>-tflm, the same plus TFLite-Micro (lib_deps) for the tflm backend; without
+    # it the board cannot build tflm. firmware/boards.ini is generated from these (platformio_ini).
+    platformio: dict[str, Union[PioValue, dict[str, PioValue]]]
     renode: Optional[str] = None  # Renode script beside board.toml, for users who have Renode
     directory: Path = Path()  # filled in by load_board
 
@@ -90,7 +109,36 @@ class Board(_Strict):
                 raise ValueError("emulator.command needs {elf}, {port} and -icount")
         elif self.counter.unit != "cycles":
             raise ValueError("a hardware board counts cycles")
+        if (self.kind == "qemu") != (self.reset.method == "emulator"):
+            raise ValueError("reset.method is 'emulator' for a qemu board, and only for one")
+        if self.reset.method == "openocd" and not self.reset.openocd_config:
+            raise ValueError("reset.method 'openocd' needs reset.openocd_config (its -f scripts)")
+        if self.reset.method == "pyocd" and not self.reset.pyocd_target:
+            raise ValueError("reset.method 'pyocd' needs reset.pyocd_target")
+        nested = [k for k, v in self.platformio.items() if isinstance(v, dict) and k != "tflm"]
+        if nested or not isinstance(self.platformio.get("tflm", {}), dict):
+            raise ValueError("platformio holds PlatformIO options, and one table: tflm")
         return self
+
+    @property
+    def has_tflm(self) -> bool:
+        """Does the board get TFLite-Micro's sources (a tflm environment with lib_deps)?"""
+        return "tflm" in self.platformio
+
+    def pio_env(self, backend: str) -> str:
+        """The PlatformIO environment that builds (and uploads) `backend` for this board: the one
+        place this is decided, for build, upload and the smoke check after deploy."""
+        if backend == "tflm":
+            if not self.has_tflm:
+                raise UserError(f"board {self.name} has no tflm environment (board.toml [platformio.tflm])")
+            return f"{self.name}-tflm"
+        return self.name
+
+    @property
+    def upstream_platform(self) -> Optional[str]:
+        """The registry platform, pinned (name@version), or None for a local one."""
+        platform = self.platformio.get("platform")
+        return platform if isinstance(platform, str) and "://" not in platform else None
 
     def path(self, relative: str) -> Path:
         return (self.directory / relative).resolve()

@@ -9,7 +9,7 @@ Backends (firmware/README.md): `aot` (C++ generated from the int8 model over
 TFLite-Micro's reference-kernel headers; runs everywhere, the QEMU boards
 included) and `tflm` (TFLite-Micro's MicroInterpreter, whose sources only the
 real boards get, through lib_deps). The default is tflm where the board has
-TFLite-Micro (board.toml `build.tflm_env`), else aot; none without a model.
+TFLite-Micro (board.toml `[platformio.tflm]`), else aot; none without a model.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from embbert.device.boards import Board, load_board
 from embbert.device.linker_map import read_map
 from embbert.device.paths import firmware_dir
+from embbert.device.platformio_ini import write_boards_ini
 from embbert.device.platformio_env import BUILD_TIMEOUT_S, core_dir, pio, platform_installed
 from embbert.device.tokenizer_tables import flash_bytes as tables_flash_bytes, write_tables
 from embbert.errors import UserError
@@ -50,7 +51,7 @@ BACKEND_HELP = ("none (no model), aot or tflm. Default: none without a model; tf
 def default_backend(manifest: dict | None, board: Board) -> str:
     if manifest is None:
         return "none"
-    return "tflm" if board.build.tflm_env else "aot"
+    return "tflm" if board.has_tflm else "aot"
 
 
 def choose_backend(requested: str | None, manifest: dict | None, board: Board) -> str:
@@ -60,16 +61,27 @@ def choose_backend(requested: str | None, manifest: dict | None, board: Board) -
     backend = requested or default_backend(manifest, board)
     if backend != "none" and manifest is None:
         raise UserError(f"backend {backend} needs a model, and ART_DIR has no manifest.json (run `embbert convert` first)")
-    if backend == "tflm" and not board.build.tflm_env:
+    if backend == "tflm" and not board.has_tflm:
         raise UserError(f"backend tflm needs TFLite-Micro's sources, which only real boards get (lib_deps); "
                         f"{board.name} uses --backend aot")
     return backend
 
 
+# Headroom of the tflm arena over the manifest's arena_bytes (the host TFLite-Micro's smallest,
+# 64-bit). Measured with EmbBERT (sms_spam, L 256) linked against TFLite-Micro's sources on
+# qemu-m4 (issue 14): the manifest's 170,608 B sufficed; the device used 163,572 B with the
+# reference kernels and 164,292 B with CMSIS-NN, whose kernels add 720 B of scratch. The
+# optimized kernels' scratch is what the host figure does not contain, so the headroom is three
+# times the largest scratch measured: room for kernel libraries not measured (ESP-NN, newer
+# CMSIS-NN) without relying on the 32-bit pointers' saving (6,316 B here).
+OPTIMIZED_KERNEL_SCRATCH_BYTES = 720  # CMSIS-NN, measured
+TFLM_ARENA_HEADROOM_BYTES = 3 * OPTIMIZED_KERNEL_SCRATCH_BYTES  # 2,160 B
+
+
 def tflm_arena_bytes(manifest: dict) -> int:
-    """The tflm backend's static arena: the manifest's arena_bytes (the host
-    TFLite-Micro's smallest), rounded up to 16 (the arena is 16-aligned)."""
-    return -(-int(manifest["arena_bytes"]) // 16) * 16
+    """The tflm backend's static arena: the manifest's arena_bytes plus the headroom above,
+    rounded up to 16 (the arena is 16-aligned)."""
+    return -(-(int(manifest["arena_bytes"]) + TFLM_ARENA_HEADROOM_BYTES) // 16) * 16
 
 
 def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> None:
@@ -239,7 +251,7 @@ def write_tflm_sources(art_dir: Path, manifest: dict, gen: Path) -> dict:
         f"constexpr uint16_t kMaxLen = {int(manifest['sequence_length'])};  // the graph's fixed length L\n"
         f"constexpr int32_t kPadId = {int(manifest['pad_id'])};\n"
         f"constexpr uint32_t kManifestArenaBytes = {int(manifest['arena_bytes'])};  // host TFLite-Micro's smallest\n"
-        f"constexpr uint32_t kArenaBytes = {arena};  // rounded up to 16\n"
+        f"constexpr uint32_t kArenaBytes = {arena};  // + {TFLM_ARENA_HEADROOM_BYTES} B headroom, rounded up to 16\n"
         "}  // namespace tflm_model\n")
     return {"arena_bytes": arena, "ops": ops, "model_flash_bytes": int(manifest["flash_bytes"])}
 
@@ -268,7 +280,7 @@ def _registry_reachable() -> str | None:
 
 
 def _check_platform(board: Board) -> None:
-    upstream = board.build.upstream_platform
+    upstream = board.upstream_platform
     if upstream and not platform_installed(upstream):
         offline = _registry_reachable()
         if offline:
@@ -276,21 +288,29 @@ def _check_platform(board: Board) -> None:
                             f"needs internet ({offline}); with internet, the same command installs it into {core_dir()}")
 
 
-def pio_env_name(board: Board, backend: str) -> str:
-    """The platformio.ini environment: tflm builds use the board's env with TFLite-Micro in lib_deps."""
-    return board.build.tflm_env if backend == "tflm" else board.build.pio_env
+def pio_run(board: Board, backend: str, out: Path, targets: tuple[str, ...] = (), port: str | None = None,
+            timeout: float = BUILD_TIMEOUT_S):
+    """`platformio run` in the environment of (board, backend) (Board.pio_env: tflm builds add
+    TFLite-Micro), on the build folder OUT (OUT/generated, OUT/pio): the build, and the upload
+    of exactly that build. boards.ini is written from the boards' board.toml first."""
+    write_boards_ini()
+    out = Path(out).resolve()
+    args = ["run", "-e", board.pio_env(backend), *[x for t in targets for x in ("-t", t)]]
+    if port:
+        args += ["--upload-port", port]
+    env = {"EMBBERT_GEN_DIR": str(out / "generated"), "PLATFORMIO_BUILD_DIR": str(out / "pio")}
+    return pio(args, cwd=firmware_dir(), extra_env=env, timeout=timeout)
 
 
-def _run_platformio(board: Board, gen: Path, pio_build: Path, pio_env: str) -> None:
-    upstream = board.build.upstream_platform
+def _run_platformio(board: Board, backend: str, out: Path) -> None:
+    upstream = board.upstream_platform
     if upstream and not platform_installed(upstream):
         proc = pio(["pkg", "install", "--global", "--platform", upstream], cwd=firmware_dir(), timeout=900)
         if proc.returncode != 0 or not platform_installed(upstream):
             why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
             raise UserError(f"board {board.name} needs the PlatformIO platform {upstream!r} from the registry, "
                             f"which needs internet; installing it into {core_dir()} failed: {why[0]}")
-    env = {"EMBBERT_GEN_DIR": str(gen), "PLATFORMIO_BUILD_DIR": str(pio_build)}
-    proc = pio(["run", "-e", pio_env], cwd=firmware_dir(), extra_env=env, timeout=BUILD_TIMEOUT_S)
+    proc = pio_run(board, backend, out)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
         overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
@@ -319,8 +339,8 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     out = Path(out) if out is not None else art_dir / "build" / board.name
     gen, pio_build = out / "generated", out / "pio"
     report = _generate(art_dir, gen, backend, manifest, full_length)
-    env_name = pio_env_name(board, backend)
-    _run_platformio(board, gen, pio_build, env_name)
+    env_name = board.pio_env(backend)
+    _run_platformio(board, backend, out)
     built = pio_build / env_name
     for name in ("firmware.elf", "firmware.bin", "firmware.map"):
         if (built / name).is_file():
@@ -330,7 +350,8 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
         raise UserError(f"the firmware does not fit {board.name}: flash {use.flash_bytes:,} of "
                         f"{board.memory.flash_bytes:,} B, RAM {use.ram_bytes:,} of {board.memory.ram_bytes:,} B")
     report = {
-        "board": board.name, "backend": backend, "flash_bytes": use.flash_bytes, "ram_bytes": use.ram_bytes,
+        "board": board.name, "backend": backend, "pio_env": env_name,
+        "flash_bytes": use.flash_bytes, "ram_bytes": use.ram_bytes,
         "board_flash_bytes": board.memory.flash_bytes, "board_ram_bytes": board.memory.ram_bytes,
         "stack_bytes": board.build.stack_bytes, "model_sha256": manifest["model_file"]["sha256"] if manifest else None,
         **report,

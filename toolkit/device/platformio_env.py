@@ -100,5 +100,11 @@ def pio(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None, tim
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def platform_installed(name: str) -> bool:
-    return (core_dir() / "platforms" / name / "platform.json").is_file()
+def platform_installed(spec: str) -> bool:
+    """Is the registry platform `name@version` (board.toml pins it; or any version of `name`) installed?"""
+    name, _, version = spec.partition("@")
+    for manifest in (core_dir() / "platforms").glob(f"{name}*/platform.json"):
+        data = json.loads(manifest.read_text())
+        if data.get("name") == name and data.get("version") == (version or data.get("version")):
+            return True
+    return False

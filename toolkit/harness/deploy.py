@@ -71,25 +71,30 @@ def artifact_for(source: Path, art_dir: Path | None, calibration: int) -> Path:
 
 
 def _upload(board: Board, build: dict, port: str | None) -> None:
-    """PlatformIO's upload of the firmware just built."""
-    from embbert.device.paths import firmware_dir
-    from embbert.device.platformio_env import pio
+    """PlatformIO's upload of the firmware just built: the environment of its backend."""
+    from embbert.device.build import pio_run
 
-    out = Path(build["elf"]).parent
-    args = ["run", "-e", board.build.pio_env, "-t", "upload", "-t", "nobuild"]
-    if port:
-        args += ["--upload-port", port]
-    env = {"EMBBERT_GEN_DIR": str(out / "generated"), "PLATFORMIO_BUILD_DIR": str(out / "pio")}
-    proc = pio(args, cwd=firmware_dir(), extra_env=env, timeout=600)
+    proc = pio_run(board, build["backend"], Path(build["elf"]).parent, ("upload", "nobuild"), port, timeout=600)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         raise UserError(f"upload to {board.name} failed: {' / '.join(tail) or 'no output'}")
 
 
-def smoke_check(device, art_dir: Path, manifest: dict, board: Board) -> dict:
-    """INFO matches; 5 sentences give the host's label (and, on a full-length
-    build, the host's exact int8 logits)."""
+def check_firmware(info: dict, board: Board, build: dict) -> None:
+    """The board runs the firmware just built: this board's, with its backend (an upload from
+    another environment leaves an older build, or none, on the board)."""
+    if info.get("board") != board.name or info.get("backend") != build["backend"]:
+        raise UserError(f"the board runs {info.get('board')} firmware with backend {info.get('backend')}, not the "
+                        f"{build['backend']} build just made for {board.name} (PlatformIO environment "
+                        f"{board.pio_env(build['backend'])}); the upload did not replace it")
+
+
+def smoke_check(device, art_dir: Path, manifest: dict, board: Board, build: dict | None = None) -> dict:
+    """INFO matches (and names the build just made, if given); 5 sentences give the host's
+    label (and, on a full-length build, the host's exact int8 logits)."""
     info = check_board(device.info(), manifest, art_dir, board)
+    if build is not None:
+        check_firmware(info, board, build)
     reference = HostReference(art_dir, manifest)
     rows = []
     for text in SMOKE_SENTENCES:
@@ -103,13 +108,13 @@ def smoke_check(device, art_dir: Path, manifest: dict, board: Board) -> dict:
     return {"info": info, "sentences": rows}
 
 
-def _smoke(device, art: Path, manifest: dict, board: Board, ready_s: float) -> dict:
+def _smoke(device, art: Path, manifest: dict, board: Board, build: dict, ready_s: float) -> dict:
     try:
         try:
             device.wait_ready(ready_s)
         except DeviceTimeout:  # a board that did not restart on upload prints no new ready line
             pass
-        return smoke_check(device, art, manifest, board)
+        return smoke_check(device, art, manifest, board, build)
     finally:
         device.close()
 
@@ -132,7 +137,7 @@ def deploy(source: Path, board_name: str, port: str | None = None, backend: str 
         url = state["url"]
         try:
             device = emulator.connect(state, board.serial.baudrate, 30.0)
-            smoke = _smoke(device, art, manifest, board, 30.0)
+            smoke = _smoke(device, art, manifest, board, build, 30.0)
         except BaseException:
             emulator.stop(build_dir)  # a failed deploy leaves no emulator behind
             raise
@@ -140,7 +145,7 @@ def deploy(source: Path, board_name: str, port: str | None = None, backend: str 
         _step(f"uploading to {port}")
         _upload(board, build, port)
         state, url = None, port
-        smoke = _smoke(open_port(port, board.serial.baudrate, 30.0), art, manifest, board, 10.0)
+        smoke = _smoke(open_port(port, board.serial.baudrate, 30.0), art, manifest, board, build, 10.0)
     _step(f"smoke check passed: INFO matches the manifest, {len(smoke['sentences'])} sentences as on the host")
     result = {"artifact": str(art), "board": board.name, "url": url, "build": build, "smoke": smoke}
     if state:

@@ -5,8 +5,8 @@ of the harness itself) garbles the link.
   for itself or the one `embbert deploy` left running in the background; a
   hard reset restarts the emulator.
 - ``PortLink``: a board on a serial port (or any pyserial URL); a hard reset
-  is the protocol's RESET, then a pulse on DTR/RTS (the auto-reset line of
-  most USB-serial boards).
+  is the protocol's RESET, then the board's own hard reset (board.toml
+  [reset], embbert.device.reset: esptool's RTS/DTR sequence, the debug probe).
 - ``FaultyPort``: sits between the ``Device`` and its port and corrupts or
   drops a share of the bytes in both directions, seeded.
 """
@@ -14,10 +14,10 @@ of the harness itself) garbles the link.
 from __future__ import annotations
 
 import random
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from embbert.device import reset
 from embbert.device.boards import Board
 from embbert.device.protocol import Device, DeviceError, DeviceRestarted, DeviceTimeout
 from embbert.errors import UserError
@@ -233,15 +233,18 @@ class PortLink(Link):
             return
         except BoardUnresponsive:
             pass
-        port = getattr(self.device.port, "_port", self.device.port)  # under a FaultyPort
-        port.dtr = port.rts = True  # EN/NRST low on auto-reset circuits
-        time.sleep(0.1)
-        port.dtr = port.rts = False
+        port = self.device.port
+        if isinstance(port, FaultyPort):  # the lines of the real port under it (pyserial's own _port is a name)
+            port = port._port
+        try:
+            reset.hard_reset(self.board, port)  # board.toml [reset]: esptool's sequence, the probe, ...
+        except UserError as error:
+            raise BoardUnresponsive(f"RESET got no ready line, and the hard reset failed: {error}") from None
         try:
             self.device.wait_ready(self.timeout)
         except DeviceTimeout:
             raise BoardUnresponsive(f"{self.board.name} on {self.url} gave no ready line after RESET and a "
-                                    "DTR/RTS pulse; press its reset button") from None
+                                    f"hard reset ({self.board.reset.method}); press its reset button") from None
 
     def close(self) -> None:
         self._retire_fault()

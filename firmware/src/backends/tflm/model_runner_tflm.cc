@@ -165,7 +165,8 @@ RunStatus model_setup() {
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
     Detail() << "AllocateTensors failed: the arena of " << static_cast<unsigned long>(sizeof(g_arena))
              << " B (manifest arena_bytes " << static_cast<unsigned long>(tflm_model::kManifestArenaBytes)
-             << ", aligned to 16) is too small for this TFLite-Micro, or a kernel's Prepare refused the model";
+             << " + headroom, aligned to 16) is too small for this TFLite-Micro, or a kernel's Prepare "
+                "refused the model";
     return failed();
   }
   if (g_interpreter->inputs_size() != 1 || g_interpreter->outputs_size() != 1) {
