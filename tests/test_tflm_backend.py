@@ -32,6 +32,7 @@ from embbert.convert import carray
 from embbert.convert.aot import headers
 from embbert.device import build
 from embbert.device.boards import board_names, load_board
+from embbert.device.linker_map import read_map
 from embbert.device.paths import FIRMWARE_DIR
 from embbert.device.platformio_ini import project_config, write_boards_ini
 from embbert.errors import UserError
@@ -492,8 +493,12 @@ def test_tflm_platformio_wiring_offline_on_qemu_with_a_stand_in_library(tmp_path
     symbols = {line.split()[-1] for line in nm.splitlines() if line.strip()}
     assert "_ZN4fake11check_inputEv" in symbols  # the library's check is linked in
     assert not {"abort", "_exit", "_kill", "_getpid", "_sbrk", "malloc"} & symbols
+    board = load_board("qemu-m4")
+    use = read_map(tmp_path / "pio/qemu-m4-tflm/firmware.map", board.memory.flash_regions, board.memory.ram_regions)
+    assert {s.name: s.size for s in use.sections}[".data"] > 0  # the library's model (the gap: test_linker_map.py)
     with QemuDevice(elf, "qemu-m4") as dev:
         info = dev.info()
+        assert (info["flash_bytes"], info["ram_bytes"]) == (use.flash_bytes, use.ram_bytes)  # the build's figures
         assert (info["backend"], info["max_len"], info["arena_bytes"]) == ("tflm", 16, 3168)
         assert info["model_sha256"] == manifest["model_file"]["sha256"] and info["labels"] == ["ham", "spam"]
         assert dev.infer_ids([2, 40, 41, 4])["logits"] == [12, 2]  # 12 pad ids up to L = 16; the first id
