@@ -84,14 +84,23 @@ class Board(_Strict):
     counter: CounterSpec
     serial: SerialSpec
     emulator: Optional[EmulatorSpec] = None
-    reset: ResetSpec
-    # The board's PlatformIO environment, env:<name>: its options (platform pinned name@version,
+    reset: ResetSpec  # qemu boards: emulator, unless said otherwise
+    # The board's PlatformIO environment (qemu boards: extends = "qemu", unless said otherwise), env:<name>: its options (platform pinned name@version,
     # board, extends = a base section of firmware/platformio.ini, ...). A [platformio.tflm] table
     # adds env:<name>-tflm, the same plus TFLite-Micro (lib_deps) for the tflm backend; without
     # it the board cannot build tflm. firmware/boards.ini is generated from these (platformio_ini).
     platformio: dict[str, Union[PioValue, dict[str, PioValue]]]
     renode: Optional[str] = None  # Renode script beside board.toml, for users who have Renode
     directory: Path = Path()  # filled in by load_board
+
+    @model_validator(mode="before")
+    @classmethod
+    def _emulated_defaults(cls, data):
+        """A qemu board is reset by restarting QEMU and builds on the local bare-metal platform
+        (section `qemu` of firmware/platformio.ini), unless its board.toml says otherwise."""
+        if isinstance(data, dict) and data.get("kind") == "qemu":
+            data = {"reset": {"method": "emulator"}, "platformio": {"extends": "qemu"}, **data}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self):
