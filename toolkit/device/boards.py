@@ -85,10 +85,11 @@ class Board(_Strict):
     serial: SerialSpec
     emulator: Optional[EmulatorSpec] = None
     reset: ResetSpec  # qemu boards: emulator, unless said otherwise
-    # The board's PlatformIO environment (qemu boards: extends = "qemu", unless said otherwise), env:<name>: its options (platform pinned name@version,
-    # board, extends = a base section of firmware/platformio.ini, ...). A [platformio.tflm] table
-    # adds env:<name>-tflm, the same plus TFLite-Micro (lib_deps) for the tflm backend; without
-    # it the board cannot build tflm. firmware/boards.ini is generated from these (platformio_ini).
+    # The board's PlatformIO environment, env:<name>: its options (platform pinned name@version,
+    # board, extends = a base section of firmware/platformio.ini, ...; qemu boards: extends =
+    # "qemu", unless said otherwise). A [platformio.tflm] table adds env:<name>-tflm, the same
+    # plus TFLite-Micro (lib_deps) for the tflm backend; without it the board cannot build tflm.
+    # firmware/boards.ini is generated from these (embbert.device.platformio_ini).
     platformio: dict[str, Union[PioValue, dict[str, PioValue]]]
     renode: Optional[str] = None  # Renode script beside board.toml, for users who have Renode
     directory: Path = Path()  # filled in by load_board

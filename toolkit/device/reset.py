@@ -64,7 +64,8 @@ def _run_probe(board: Board) -> None:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise UserError(f"`{' '.join(command)}` did not finish in {PROBE_TIMEOUT_S} s; is the probe connected?") from None
+        raise UserError(f"`{' '.join(command)}` did not finish in {PROBE_TIMEOUT_S} s; "
+                        "is the probe connected?") from None
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise UserError(f"`{' '.join(command)}` failed (exit {proc.returncode}): {last[0]}")
