@@ -34,6 +34,7 @@ def test_infer_ids_matches_host_tflite_micro(device, info, art_dir, task_sample,
     same = sum(g == w for g, w in zip(logits, want))
     mode = "full-length" if info["full_length"] else "length-aware"
     figures[f"INFER_IDS bit-exact vs host TFLite-Micro ({mode} build)"] = f"{same}/{len(seqs)}"
+    figures[f"INFER_IDS {info['counter']} per inference of L = {L} ids"] = f"{got[-1][info['counter']]:,}"
     assert len({tuple(w) for w in want}) > 1 or len(seqs) < 5  # the inputs really differ
     if info["full_length"]:
         diff = [(i, g, w) for i, (g, w) in enumerate(zip(logits, want)) if g != w]

@@ -217,6 +217,47 @@ def test_build_refusals(art_dir, tmp_path):
     assert not (big / "build").exists()
 
 
+# The full EmbBERT's aot plan (convert, then convert/aot's planner) needs this arena;
+# test_full_embbert_build_on_stm32f405_is_one_line_with_the_shortfall measures it.
+EMBBERT_AOT_ARENA = 135_552
+
+
+def test_embbert_arena_on_stm32f405_is_refused_with_the_shortfall():
+    """128 kB of SRAM cannot hold the full EmbBERT's arena: the refusal names the
+    arena, the RAM, the shortfall and the largest arena that would fit."""
+    from embbert.device.build import CORE_RAM_BYTES, check_model_fits
+    from embbert.errors import UserError
+
+    board = load_board("qemu-stm32f405")
+    room = 131_072 - board.build.stack_bytes - CORE_RAM_BYTES
+    with pytest.raises(UserError) as e:
+        check_model_fits({"arena_bytes": EMBBERT_AOT_ARENA, "flash_bytes": 361_403}, board, "aot")
+    assert str(e.value) == (
+        f"the model does not fit qemu-stm32f405 with backend aot: arena 135,552 B + stack 16,384 B + buffers "
+        f"{CORE_RAM_BYTES:,} B = {EMBBERT_AOT_ARENA + 16_384 + CORE_RAM_BYTES:,} B > RAM 131,072 B, "
+        f"{EMBBERT_AOT_ARENA - room:,} B short; an arena of at most {room:,} B would fit")
+    check_model_fits({"arena_bytes": room, "flash_bytes": 361_403}, board, "aot")
+
+
+@pytest.mark.slow
+def test_full_embbert_build_on_stm32f405_is_one_line_with_the_shortfall(tmp_path):
+    """The real thing: EmbBERT (untrained weights, the real shape), converted,
+    then `embbert build --board qemu-stm32f405`: exit 2 and one line before
+    anything is built (about a minute, most of it the conversion)."""
+    from test_convert import _make_run
+
+    from embbert.presets import get_preset
+
+    run = _make_run(tmp_path / "run", get_preset("embbert"), seed=3)
+    run_cli("convert", run, "--out", tmp_path / "art", "--calibration", "20", "--test-limit", "20", check=True)
+    r = run_cli("build", tmp_path / "art", "--board", "qemu-stm32f405")
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"arena {EMBBERT_AOT_ARENA:,} B" in errors[0] and "RAM 131,072 B" in errors[0]
+    assert "short; an arena of at most" in errors[0]
+    assert not (tmp_path / "art" / "build").exists()
+
+
 def test_real_board_without_platform_needs_internet(art_dir):
     from embbert.device.platformio_env import platform_installed
 
@@ -228,11 +269,16 @@ def test_real_board_without_platform_needs_internet(art_dir):
     assert len(r.stderr.strip().splitlines()) <= 2
 
 
-def test_qemu_m7_builds_and_boots(art_dir, tmp_path):
-    report = json.loads(run_cli("build", art_dir, "--board", "qemu-m7", "--out", tmp_path / "m7", "--json",
+@pytest.mark.parametrize("board", ["qemu-m7", "qemu-stm32f405"])
+def test_other_qemu_boards_build_and_boot(board, art_dir, tmp_path):
+    """qemu-stm32f405: its clock set-up returns where no RCC answers, USART1 carries
+    the frames both ways, and INFO's memory (sections.ld's symbols) is the map's."""
+    report = json.loads(run_cli("build", art_dir, "--board", board, "--out", tmp_path / board, "--json",
                                 check=True).stdout)
-    with QemuDevice(report["elf"], "qemu-m7") as dev:
-        assert dev.info()["board"] == "qemu-m7"
+    with QemuDevice(report["elf"], board) as dev:
+        info = dev.info()
+        assert info["board"] == board
+        assert (info["flash_bytes"], info["ram_bytes"]) == (report["flash_bytes"], report["ram_bytes"])
         assert dev.tokenize("Hello, world!")["ids"] == [2, *default_tokenizer()[0].encode("Hello, world!").ids[1:-1], 4]
 
 
@@ -300,3 +346,95 @@ def test_model_fits_checks_each_backends_own_memory(tmp_path_factory):
     build._check_fits(art, manifest, tiny_flash, "aot")  # the weights fit; the .tflite (larger) is not asked
     with pytest.raises(UserError, match="with backend tflm: .* > flash"):
         build._check_fits(art, manifest, tiny_flash, "tflm")
+
+
+# The board's own port (start-up, SysTick counter, UART) around a loop of a known
+# length: app_setup() times `subs; bne` loops of N1 and N2 turns (2 instructions a
+# turn) and prints the raw counter deltas. Their difference is 2 * (N2 - N1)
+# instructions exactly; its ticks give the board's ticks per instruction.
+COUNTER_PROBE = r"""
+#include <stdint.h>
+#include "app.h"
+#include "port.h"
+
+static uint64_t timed_loop(uint32_t turns) {
+  const uint64_t start = port_counter();
+  __asm volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(turns) : : "cc");
+  return port_counter() - start;
+}
+
+static void print_u64(uint64_t v) {
+  char buf[24];
+  int i = sizeof buf;
+  buf[--i] = ' ';
+  do { buf[--i] = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+  port_write(reinterpret_cast<const uint8_t*>(buf + i), sizeof buf - i);
+}
+
+void app_setup(void) {
+  port_init();
+  print_u64(timed_loop(N1));
+  print_u64(timed_loop(N2));
+  port_write(reinterpret_cast<const uint8_t*>("\n"), 1);
+}
+
+void app_poll(void) { port_idle(); }
+"""
+
+
+def _build_counter_probe(board, out, n1: int, n2: int):
+    """The probe, compiled and linked as embbert_board.py builds the board (flags from board.toml)."""
+    spec = board.build
+    (out / "probe.cc").write_text(COUNTER_PROBE)
+    cpu = [f"-mcpu={spec.cpu}", "-mthumb", f"-mfpu={spec.fpu}", f"-mfloat-abi={spec.float_abi}"]
+    dirs = [board.path(s) for s in spec.sources]
+    sources = [out / "probe.cc", *[p for d in dirs for p in sorted(d.glob("*.cc"))]]
+    cmd = ["arm-none-eabi-g++", *cpu, "-std=gnu++17", "-O2", "-fno-exceptions", "-fno-rtti", "-ffunction-sections",
+           "-fdata-sections", f"-I{FIRMWARE_DIR / 'src'}", f'-DEMBBERT_BOARD="{board.name}"',
+           f'-DEMBBERT_COUNTER_UNIT="{board.counter.unit}"', f"-DEMBBERT_BAUDRATE={board.serial.baudrate}",
+           f"-DN1={n1}u", f"-DN2={n2}u", *map(str, sources), "--specs=nano.specs", "-nostartfiles",
+           *[f"-L{d}" for d in dirs], "-T", str(board.path(spec.linker_script)), "-Wl,--gc-sections",
+           f"-Wl,--defsym=__stack_size__={spec.stack_bytes}", "-o", str(out / "probe.elf")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out / "probe.elf"
+
+
+def _run_probe(board, elf) -> list[int]:
+    import serial
+
+    from embbert.device.qemu import free_port
+
+    port = free_port()
+    qemu = subprocess.Popen(board.emulator_command(elf, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                link = serial.serial_for_url(board.emulator.url.format(port=port), timeout=20)
+                break
+            except serial.SerialException:
+                assert time.monotonic() < deadline, "no QEMU serial"
+                time.sleep(0.05)
+        line = link.readline()
+        link.close()
+    finally:
+        qemu.kill()
+        qemu.wait()
+    return [int(x) for x in line.split()]
+
+
+@pytest.mark.parametrize("name", [n for n in board_names() if load_board(n).kind == "qemu"])
+def test_counter_counts_a_known_number_of_instructions(name, tmp_path):
+    """board.toml's counter factor turns the counter into instructions: 200,000
+    instructions of a known loop (the difference of two loops, so the calls and
+    the loop's set-up cancel) read as 200,000 (+-0.01 %), and the ticks per
+    instruction measured are (1e9 / cpu_hz) / 2**icount_shift inverted."""
+    board = load_board(name)
+    n1, n2 = 50_000, 150_000
+    ticks = _run_probe(board, _build_counter_probe(board, tmp_path, n1, n2))
+    known = 2 * (n2 - n1)
+    measured = (ticks[1] - ticks[0]) * board.counter.num / board.counter.den
+    assert abs(measured - known) <= 20, (ticks, measured)
+    ticks_per_instruction = board.emulator.cpu_hz * 2 ** board.emulator.icount_shift / 1e9
+    assert (ticks[1] - ticks[0]) / known == pytest.approx(ticks_per_instruction, rel=1e-4)

@@ -219,7 +219,7 @@ def convert(
 @app.command()
 def build(
     art_dir: Path = typer.Argument(..., help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
-    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
+    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, qemu-stm32f405, nucleo-l4r5zi, ..."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
@@ -242,7 +242,7 @@ FullLengthOpt = typer.Option(
 @app.command()
 def deploy(
     source: Path = typer.Argument(..., help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
-    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
+    board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, qemu-stm32f405, nucleo-l4r5zi, ..."),
     port: Optional[str] = typer.Option(None, "--port", help="The board's serial port (hardware boards), e.g. /dev/ttyACM0."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     art_dir: Optional[Path] = typer.Option(None, "--art", help="Where a run is converted to (default SOURCE/artifact)."),

@@ -32,6 +32,7 @@ env.Append(
         ("EMBBERT_COUNTER_UNIT", env.StringifyMacro(counter["unit"])),
         ("EMBBERT_COUNTER_NUM", counter.get("num", 1)),
         ("EMBBERT_COUNTER_DEN", counter.get("den", 1)),
+        ("EMBBERT_BAUDRATE", board["serial"]["baudrate"]),
         *[(k, v) for k, v in sorted(config.get("defines", {}).items())],
     ],
     # include trees the backend names (aot: TFLite-Micro's reference kernels and
@@ -49,7 +50,9 @@ if build.get("linker_script"):  # bare metal: our start-up, our memory map
     env.Append(
         ASFLAGS=cpu,
         CCFLAGS=cpu,
+        # the port folders on the search path: a board's script INCLUDEs their sections.ld
         LINKFLAGS=cpu + ["--specs=nano.specs", "-nostartfiles",
+                         *["-L" + str((board_dir / src).resolve()) for src in build.get("sources", [])],
                          "-T", str((board_dir / build["linker_script"]).resolve()),
                          "-Wl,--defsym=__stack_size__=%d" % build["stack_bytes"]],
     )

@@ -87,13 +87,16 @@ def tflm_arena_bytes(manifest: dict) -> int:
 def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> None:
     """Before building: arena + stack + core buffers within RAM, model within flash.
     `manifest` carries the backend's own figures: for tflm the converter's
-    (TFLite-Micro's arena, the .tflite's size), for aot its plan's (_aot_manifest)."""
+    (TFLite-Micro's arena, the .tflite's size), for aot its plan's (_aot_manifest).
+    A refusal is one line: the arena, the RAM, the shortfall, the largest arena that fits."""
     arena = tflm_arena_bytes(manifest) if backend == "tflm" else int(manifest["arena_bytes"])
-    ram = arena + board.build.stack_bytes + CORE_RAM_BYTES
+    ram, stack = board.memory.ram_bytes, board.build.stack_bytes
+    room = ram - stack - CORE_RAM_BYTES  # what the arena may take
     what = f"the model does not fit {board.name} with backend {backend}"
-    if ram > board.memory.ram_bytes:
-        raise UserError(f"{what}: arena {arena:,} B + stack {board.build.stack_bytes:,} B + buffers "
-                        f"{CORE_RAM_BYTES:,} B = {ram:,} B > RAM {board.memory.ram_bytes:,} B")
+    if arena > room:
+        raise UserError(f"{what}: arena {arena:,} B + stack {stack:,} B + buffers {CORE_RAM_BYTES:,} B = "
+                        f"{arena + stack + CORE_RAM_BYTES:,} B > RAM {ram:,} B, {arena - room:,} B short; "
+                        f"an arena of at most {room:,} B would fit")
     if manifest["flash_bytes"] > board.memory.flash_bytes:
         raise UserError(f"{what}: {manifest['flash_bytes']:,} B > flash {board.memory.flash_bytes:,} B")
 

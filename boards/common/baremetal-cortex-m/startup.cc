@@ -1,6 +1,7 @@
-// Bare-metal start for Cortex-M (QEMU boards): vector table, copy .data,
-// zero .bss, enable the FPU, run constructors, call main(). Symbols come from
-// the board's linker script (boards/common/mps2/mps2.ld).
+// Bare-metal start for Cortex-M (the QEMU boards, and the real STM32F405 the
+// qemu-stm32f405 image also runs on): vector table, copy .data, zero .bss,
+// enable the FPU, run constructors, call main(). Symbols come from sections.ld,
+// which each board's linker script includes after its MEMORY.
 #include <stdint.h>
 
 #include "port.h"
@@ -16,7 +17,12 @@ void port_irq(uint32_t irq);  // the port's device interrupts (IRQ number from 0
 void _init(void) {}
 void _fini(void) {}
 
+extern void* const g_vectors[];
+
 [[noreturn]] void Reset_Handler(void) {
+  // Our vector table, wherever the boot came from (a ROM bootloader jumping
+  // here, e.g. the STM32's DFU, leaves VTOR at its own table).
+  *reinterpret_cast<volatile uint32_t*>(0xE000ED08) = reinterpret_cast<uint32_t>(g_vectors);
   for (uint32_t *src = &__data_load__, *dst = &__data_start__; dst < &__data_end__;) *dst++ = *src++;
   for (uint32_t* dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
 #if defined(__ARM_FP)
@@ -45,7 +51,8 @@ void Irq_Handler(void) {
     reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), \
     reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler), reinterpret_cast<void*>(Irq_Handler)
 
-__attribute__((section(".isr_vector"), used)) void* const g_vectors[16 + 32] = {
+// 96 device interrupts: the STM32F4 family's 82..91 (USART1 is IRQ 37); mps2 has 32.
+__attribute__((section(".isr_vector"), used)) void* const g_vectors[16 + 96] = {
     &__stack_top__,
     reinterpret_cast<void*>(Reset_Handler),
     reinterpret_cast<void*>(Fault_Handler),  // NMI
@@ -59,6 +66,7 @@ __attribute__((section(".isr_vector"), used)) void* const g_vectors[16 + 32] = {
     nullptr,
     reinterpret_cast<void*>(Fault_Handler),  // PendSV
     reinterpret_cast<void*>(SysTick_Handler),
-    EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8,  // IRQ 0..31
+    EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8,  // IRQ 0..47
+    EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8, EMBBERT_IRQ8,  // IRQ 48..95
 };
 }

@@ -4,7 +4,6 @@
 // emulator does not spin a host core.
 #include <stdint.h>
 
-#include "app.h"
 #include "port.h"
 
 extern "C" void port_counter_start(void);
@@ -28,8 +27,6 @@ constexpr uint32_t kCtrlIdle = 0x3 | 0x8;   // + RX interrupt, to wake from WFI
 }  // namespace
 
 extern "C" {
-extern uint32_t __flash_start__, __flash_end__, __ram_start__, __ram_end__;
-
 void port_init(void) {
   kUart0->bauddiv = 16;  // QEMU ignores the rate; real CMSDK needs >= 16
   kUart0->ctrl = kCtrlBusy;
@@ -66,22 +63,11 @@ void port_write(const uint8_t* data, size_t len) {
   }
 }
 
-bool port_memory(uint32_t* flash_bytes, uint32_t* ram_bytes) {
-  *flash_bytes = reinterpret_cast<uint32_t>(&__flash_end__) - reinterpret_cast<uint32_t>(&__flash_start__);
-  *ram_bytes = reinterpret_cast<uint32_t>(&__ram_end__) - reinterpret_cast<uint32_t>(&__ram_start__);
-  return true;
-}
-
 void port_reset(void) {
   __asm volatile("dsb");
   *kAircr = 0x05FA0004;  // VECTKEY | SYSRESETREQ
   __asm volatile("dsb");
   for (;;) {
   }
-}
-
-int main(void) {
-  app_setup();
-  for (;;) app_poll();
 }
 }
