@@ -27,6 +27,7 @@ def test_ram_and_flash_are_the_spans_info_reports_with_data_and_an_aligned_bss(t
     (tmp_path / "p.c").write_text(PROGRAM)
     subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-O1", "-nostartfiles", "-nostdlib",
                     "-T", str(board.path(board.build.linker_script)), "-Wl,--defsym=__stack_size__=1024",
+                    *(f"-L{board.path(folder)}" for folder in board.build.sources),  # INCLUDEd scripts
                     f"-Wl,-Map={tmp_path / 'p.map'}", str(tmp_path / "p.c"), "-o", str(tmp_path / "p.elf")],
                    check=True, capture_output=True)
     nm = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "p.elf")], capture_output=True, text=True,
@@ -34,7 +35,7 @@ def test_ram_and_flash_are_the_spans_info_reports_with_data_and_an_aligned_bss(t
     sym = {parts[2]: int(parts[0], 16) for parts in (line.split() for line in nm.splitlines()) if len(parts) == 3}
     assert sym["__bss_start__"] > sym["__data_end__"]  # the gap this test is about
     use = read_map(tmp_path / "p.map", board.memory.flash_regions, board.memory.ram_regions)
-    # what mps2_port.cc's port_memory() reports in INFO
+    # what baremetal_main.cc's port_memory() reports in INFO
     assert use.ram_bytes == sym["__ram_end__"] - sym["__ram_start__"]
     assert use.flash_bytes == sym["__flash_end__"] - sym["__flash_start__"]
     sizes = {s.name: s.size for s in use.sections}
