@@ -119,7 +119,9 @@ def load_task(name: str, seed: int = 0, limit: int | None = None) -> TaskData:
     if name == "news20":
         train, test = read_news20()
         source = f"{package_label(*_NEWS20_TRAIN)} + {_NEWS20_TEST[1]}"
-        return split_official(name, source, train, test, seed, limit)
+        data = split_official(name, source, train, test, seed, limit)
+        data.recipe = {"task": name}
+        return data
     readers = {
         "sms_spam": (read_sms_spam, _SMS),
         "rt_reviews": (read_rt_reviews, _RT),
@@ -129,4 +131,6 @@ def load_task(name: str, seed: int = 0, limit: int | None = None) -> TaskData:
     if name not in readers:
         raise UserError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
     reader, packaged = readers[name]
-    return split_80_10_10(name, package_label(*packaged), reader(), seed, limit)
+    data = split_80_10_10(name, package_label(*packaged), reader(), seed, limit)
+    data.recipe = {"task": name}
+    return data
