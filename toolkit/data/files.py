@@ -160,14 +160,10 @@ def load_file(
 def load_file_again(recipe: dict, seed: int) -> TaskData:
     """The data set of a `--data` run (its recipe), split as it was; a file that
     changed since (sha256) is refused, as its split would not be the run's."""
-    for key in ("", "test_"):
-        if recipe[f"{key}file"] is None:
-            continue
-        path = Path(recipe[f"{key}file"])
-        _, sha = _read_utf8(path)
-        if sha != recipe[f"{key}sha256"]:
-            raise UserError(f"{path} changed since the run was trained on it (sha256 {sha[:12]}..., was "
-                            f"{recipe[f'{key}sha256'][:12]}...); its split would differ: restore that file or train again")
+    for file, recorded in ((recipe["file"], recipe["sha256"]), (recipe["test_file"], recipe["test_sha256"])):
+        if file is not None and (sha := _read_utf8(Path(file))[1]) != recorded:
+            raise UserError(f"{file} changed since the run was trained on it (sha256 {sha[:12]}..., was "
+                            f"{recorded[:12]}...), so its split would differ: restore that file or train again")
     return load_file(recipe["file"], recipe["text_col"], recipe["label_col"], seed=seed,
                      text_pair_col=recipe["pair_col"], test_path=recipe["test_file"])
 
