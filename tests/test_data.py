@@ -197,20 +197,20 @@ def test_a_split_that_leaves_val_or_test_empty_is_refused(tmp_path):
     validation or test rows (test accuracy NaN). The message says what would work."""
     two = write_csv(tmp_path / "two.csv", [("good film", "pos"), ("bad film", "neg")])
     with pytest.raises(UserError, match=r"too small to split: its 2 distinct rows over 2 labels \(at most 1 of one "
-                       r"label\) leave the val and test part empty; .* at least one label needs 6 rows \(or give "
+                       r"label\) leave the validation and test parts empty; .* at least one label needs 6 rows \(or give "
                        r"your own test file, --test-data\)"):
         load_file(two, "text", "label")
     forty = write_csv(tmp_path / "forty.csv", [(f"sentence {i}", f"label {i}") for i in range(40)])
     with pytest.raises(UserError, match="40 distinct rows over 40 labels"):
         load_file(forty, "text", "label")
     five = [(f"yes {i}", "a") for i in range(5)] + [("no", "b")]
-    with pytest.raises(UserError, match="leave the val part empty"):
+    with pytest.raises(UserError, match="leave the validation part empty"):
         load_file(write_csv(tmp_path / "five.csv", five), "text", "label")
     six = write_csv(tmp_path / "six.csv", five + [("yes 5", "a")])  # the smallest that splits
     data = load_file(six, "text", "label")
     assert (len(data.train), len(data.val), len(data.test)) == (5, 1, 1)
     held_out = write_csv(tmp_path / "test.csv", [("fine", "a"), ("poor", "b")])
-    with pytest.raises(UserError, match="leave the val part empty; .* needs 5 rows for the validation part"):
+    with pytest.raises(UserError, match="leave the validation part empty; .* needs 5 rows for the validation part"):
         load_file(write_csv(tmp_path / "four.csv", five[1:]), "text", "label", test_path=held_out)
     assert len(load_file(write_csv(tmp_path / "5.csv", five), "text", "label", test_path=held_out).val) == 1
 

@@ -15,7 +15,7 @@ every data set alike:
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -188,15 +188,14 @@ MIN_ROWS_VAL = 5  # with an official test part: 10 % of 5 rounds to 1
 def _require_parts(parts: dict[str, list[Example]], examples: list[Example], source: str, needed: int,
                    alternative: str) -> None:
     """An empty validation or test part gives no model choice or no result (NaN): refuse it."""
-    empty = [part for part in ("val", "test") if not parts[part]]
+    empty = [name for part, name in (("val", "validation"), ("test", "test")) if not parts[part]]
     if empty:
-        counts = defaultdict(int)
-        for example in examples:
-            counts[example.label] += 1
+        counts = Counter(e.label for e in examples)
+        what = " and ".join(empty) + (" parts" if len(empty) > 1 else " part")
         raise UserError(
             f"{source} is too small to split: its {len(examples)} distinct rows over {len(counts)} labels (at most "
-            f"{max(counts.values())} of one label) leave the {' and '.join(empty)} part empty; the split takes "
-            f"10 % of each label, so at least one label needs {needed} rows{alternative}")
+            f"{max(counts.values())} of one label) leave the {what} empty; the split takes 10 % of each label, so "
+            f"at least one label needs {needed} rows{alternative}")
 
 
 def split_80_10_10(
