@@ -141,13 +141,16 @@ def pretrain(
 def train(
     model: str = ModelOpt,
     task: Optional[str] = typer.Option(None, "--task", help="A built-in task: sms_spam, news20, rt_reviews, trec_questions, vader_movies."),
-    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True, help="Your own CSV, TSV or JSONL file instead of --task."),
+    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True,
+        help="Your own CSV, TSV or JSONL file instead of --task."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
     pair_col: Optional[str] = typer.Option(None, "--pair-col", help="With --data: a second text column (pair tasks)."),
     test_data: Optional[Path] = typer.Option(
-        None, "--test-data", resolve_path=True, help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
-    init: Optional[Path] = typer.Option(None, "--init", resolve_path=True, help="A pretraining run directory to start from."),
+        None, "--test-data", resolve_path=True,
+        help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
+    init: Optional[Path] = typer.Option(None, "--init", resolve_path=True,
+        help="A pretraining run directory to start from."),
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
@@ -226,10 +229,12 @@ def convert(
 
 @app.command()
 def build(
-    art_dir: Path = typer.Argument(..., resolve_path=True, help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
+    art_dir: Path = typer.Argument(..., resolve_path=True,
+        help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
-    out_dir: Optional[Path] = typer.Option(None, "--out", resolve_path=True, help="Build folder (default ART_DIR/build/BOARD)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", resolve_path=True,
+        help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
                                      "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
     as_json: bool = JsonOpt,
@@ -250,11 +255,13 @@ FullLengthOpt = typer.Option(
 
 @app.command()
 def deploy(
-    source: Path = typer.Argument(..., resolve_path=True, help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
+    source: Path = typer.Argument(..., resolve_path=True,
+        help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, nucleo-l4r5zi, ..."),
     port: Optional[str] = typer.Option(None, "--port", help="The board's serial port (hardware boards), e.g. /dev/ttyACM0."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
-    art_dir: Optional[Path] = typer.Option(None, "--art", resolve_path=True, help="Where a run is converted to (default SOURCE/artifact)."),
+    art_dir: Optional[Path] = typer.Option(None, "--art", resolve_path=True,
+        help="Where a run is converted to (default SOURCE/artifact)."),
     full_length: bool = FullLengthOpt,
     as_json: bool = JsonOpt,
 ):
@@ -300,17 +307,20 @@ def stop(
 
 @app.command(name="eval")
 def eval_(
-    art_dir: Path = typer.Argument(..., resolve_path=True, help="The artifact folder the board runs (embbert convert / deploy)."),
+    art_dir: Path = typer.Argument(..., resolve_path=True,
+        help="The artifact folder the board runs (embbert convert / deploy)."),
     board: str = typer.Option(..., "--board", help="A board under boards/."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port or pyserial URL. Default on qemu boards: "
                                        "deploy's running emulator, else a fresh one of ART_DIR/build/BOARD."),
     task: Optional[str] = typer.Option(None, "--task", help="Evaluate on this built-in task's test split."),
-    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True, help="Or every row of your own CSV, TSV or JSONL file."),
+    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True,
+        help="Or every row of your own CSV, TSV or JSONL file."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
     seed: int = typer.Option(0, "--seed", help="With --task: the split seed the model was trained with."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N sentences."),
-    out_dir: Path = typer.Option(..., "--out", resolve_path=True, help="Folder for results.jsonl, summary.json and report.md; "
+    out_dir: Path = typer.Option(..., "--out", resolve_path=True,
+        help="Folder for results.jsonl, summary.json and report.md; "
                                  "rerun the same command to resume."),
     resets: int = typer.Option(3, "--resets", help="Hard resets per sentence before it is recorded as failed."),
     timeout: float = typer.Option(30.0, "--timeout", help="Longest wait for one reply, in seconds."),
