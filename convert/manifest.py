@@ -7,10 +7,11 @@ times), so the same run gives the same manifest bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embbert.errors import UserError
 
@@ -30,10 +31,32 @@ def read_manifest(art_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise UserError(f"{path} is not valid JSON: {error}") from None
-    if manifest.get("manifest_version") != MANIFEST_VERSION:
-        raise UserError(f"{path}: manifest_version {manifest.get('manifest_version')!r}; this toolkit reads "
-                        f"version {MANIFEST_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
+        version = manifest.get("manifest_version") if isinstance(manifest, dict) else None
+        raise UserError(f"{path}: manifest_version {version!r}; this toolkit reads version {MANIFEST_VERSION}")
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg'].lower()}"
+                             for e in error.errors()[:3])
+        more = f" (and {error.error_count() - 3} more)" if error.error_count() > 3 else ""
+        raise UserError(f"{path} is not a complete manifest ({problems}{more}); run `embbert convert` again") from None
     return manifest
+
+
+def verify_files(art_dir: Path, manifest: dict) -> None:
+    """model.tflite and tokenizer.json are the files the manifest names (sha256),
+    so what is built or evaluated is what the manifest claims; one UserError if not."""
+    for entry in (manifest["model_file"], manifest["tokenizer_file"]):
+        path = Path(art_dir) / entry["path"]
+        if not path.is_file():
+            raise UserError(f"{art_dir} has a manifest.json but no {entry['path']}; run `embbert convert` again")
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != entry["sha256"]:
+            raise UserError(f"{path} is not the file manifest.json names ({len(data):,} B, sha256 {sha[:12]}... vs "
+                            f"{entry['bytes']:,} B, {entry['sha256'][:12]}...): it was changed or damaged; run "
+                            "`embbert convert` again")
 
 
 class _Strict(BaseModel):

@@ -20,6 +20,7 @@ import numpy as np
 from embbert.console import err
 from embbert.errors import UserError
 from embbert.tokenizer import PAD_ID, encode, load_tokenizer
+from embbert.writable import check_writable
 
 from . import arena, carray, check_ops, export, optimize, parity, quantize, source
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
@@ -41,6 +42,7 @@ def _versions() -> dict[str, str]:
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise UserError(f"{out} already exists; pass --force to replace it")
+    check_writable(out)
 
 
 def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path,
@@ -165,7 +167,7 @@ def _write_artifacts(out: Path, force: bool, model: bytes, float_onnx: bytes, ma
         (tmp / "model_data.cc").write_text(carray.source(model, src.config.name, manifest.model_file.sha256))
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
         (tmp / "parity.json").write_text(json.dumps(
-            {**manifest.parity.model_dump(), "arena": mem}, indent=2, sort_keys=True) + "\n")
+            {**manifest.parity.model_dump(), "arena": mem}, indent=2, sort_keys=True, allow_nan=False) + "\n")
         tmp.chmod(0o755)
         if out.exists():  # --force (checked before any work)
             shutil.rmtree(out) if out.is_dir() else out.unlink()

@@ -54,15 +54,20 @@ def load_run(path: Path) -> RunSource:
 
 
 def load_sentences(src: RunSource):
-    """(TaskData, has_pairs) for the run's own split. Built-in tasks only."""
+    """(TaskData, has_pairs) for the run's own split: the built-in task, or the
+    user's file(s) as run.json's `data` recorded them (refused if changed since)."""
     from embbert.data import TASKS, load_task
+    from embbert.data.files import load_file_again
 
-    if src.task not in TASKS:
-        raise UserError(f"{src.path} was trained on {src.run.get('source') or src.task!r}, not a built-in task; "
-                        f"convert re-creates the split of a --task run ({', '.join(TASKS)}) only")
-    data = load_task(src.task, seed=src.run.get("split_seed", 0))
+    recipe = src.run.get("data") or ({"task": src.task} if src.task in TASKS else None)
+    if recipe is None:
+        raise UserError(f"{src.path} was trained on {src.run.get('source') or src.task!r} by an older toolkit, whose "
+                        "run.json does not say how to split that file again; train it again to convert it")
+    seed = src.run.get("split_seed", 0)
+    data = load_task(recipe["task"], seed=seed) if "task" in recipe else load_file_again(recipe, seed)
     if data.labels != src.labels:
-        raise UserError(f"{src.path}: the checkpoint's labels {src.labels} differ from task {src.task}'s {data.labels}")
+        raise UserError(f"{src.path}: the checkpoint's labels {src.labels} differ from those of its data "
+                        f"{data.labels}")
     pairs = any(e.text_pair for e in data.train + data.test)
     return data, pairs
 

@@ -13,10 +13,11 @@ def cache_dir(tmp_path_factory):
     return path
 
 
-def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    """Run the real `embbert` entry point in a subprocess (real exit codes, real stderr)."""
+def run_cli(*args: str, check: bool = False, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real `embbert` entry point in a subprocess (real exit codes, real stderr),
+    in the working directory `cwd` (default: this one)."""
     cmd = [sys.executable, "-c", "from embbert.cli import main; main()", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"embbert {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

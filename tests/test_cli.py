@@ -1,6 +1,7 @@
 """The `embbert` command: JSON contracts, and bad input as one line + exit 2 with nothing written."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,63 @@ def test_smoke_train_end_to_end_and_deterministic(tmp_path):
     for name in ("resume.pt", "checkpoint.pt", "metrics.json"):
         (tmp_path / "a" / name).unlink()
     assert _json(run_cli(*common, "--out", tmp_path / "a", "--resume"))["losses"] == a["losses"]
+
+
+def test_every_path_a_command_takes_is_made_absolute():
+    """Issue 13, item 1: PlatformIO, QEMU and the converter run in other folders, so every
+    path argument of every command is resolved once, where the CLI reads it."""
+    import typing
+
+    import typer
+
+    from embbert.cli import app
+
+    group = typer.main.get_command(app)
+    paths = [(name, p.name, p.type_descriptor.parameter_info.resolve_path)
+             for name, command in group.commands.items() for p in command.params
+             if Path in (p.type_descriptor.annotation, *typing.get_args(p.type_descriptor.annotation))]
+    assert len(paths) == 15  # pretrain --out; train --data --test-data --init --out; convert, build, deploy, stop, eval
+    assert [(name, param) for name, param, resolved in paths if not resolved] == []
+
+
+def _unwritable(tmp_path, where):
+    """An --out nobody can write, root included: below a regular file, or in /proc."""
+    if where == "below-a-file":
+        (tmp_path / "file").write_text("not a folder")
+        return tmp_path / "file" / "out"
+    return Path("/proc/embbert-test") / tmp_path.name / "out"
+
+
+@pytest.mark.parametrize("where", ["below-a-file", "proc"])
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, where):
+    """Issue 13, item 9: train and pretrain refuse it in one line before reading any data,
+    convert before its work (the one line is all of stderr: no progress came first)."""
+    from test_convert import _make_run
+
+    out = _unwritable(tmp_path, where)
+    _fails(run_cli("train", "--task", "sms_spam", "--preset", "smoke", "--out", out), "cannot write", str(out))
+    _fails(run_cli("pretrain", "--preset", "smoke", "--out", out), "cannot write")
+    run = _make_run(tmp_path / "run")
+    _fails(run_cli("convert", run, "--out", out), "cannot write", str(out))
+    assert not out.exists() and sorted(p.name for p in (tmp_path).iterdir()) == sorted(
+        ["run"] + (["file"] if where == "below-a-file" else []))
+
+
+@pytest.mark.parametrize("rows", [[("a fine film", "pos"), ("a dull film", "neg")],
+                                  [(f"sentence number {i}", f"label{i}") for i in range(40)]],
+                         ids=["2-rows", "40-labels-of-1"])
+def test_data_too_small_to_split_is_refused(tmp_path, rows):
+    """Issue 13, item 8: it trained and wrote "test_accuracy": NaN, which is not JSON."""
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows))
+    _fails(run_cli("train", "--data", data, "--text-col", "text", "--label-col", "label", "--preset", "smoke",
+                   "--out", tmp_path / "o"), "too small to split", "needs 6 rows")
+    assert not (tmp_path / "o").exists()
+
+
+def test_results_are_never_written_with_nan(tmp_path):
+    from embbert.train import rundir
+
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        rundir.write_json(tmp_path / "metrics.json", {"test_accuracy": float("nan")})
+    assert list(tmp_path.iterdir()) == []

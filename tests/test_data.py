@@ -138,7 +138,8 @@ def test_csv_file(tmp_path):
 
 def test_csv_quoted_newline_and_bom(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_bytes('\ufefftext,label\n"two\nlines",a\nplain,b\nthird,a\nfourth,b\n'.encode())
+    rows = "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(12))  # enough for a test and a val row
+    path.write_bytes(f'\ufefftext,label\n"two\nlines",a\n{rows}'.encode())
     data = load_file(path, "text", "label")
     assert "two\nlines" in {e.text for e in data.train}
 
@@ -189,6 +190,44 @@ def test_bad_user_files(tmp_path, name, content, message):
     path.write_bytes(content)
     with pytest.raises(UserError, match=message):
         load_file(path, "text", "label")
+
+
+def test_a_split_that_leaves_val_or_test_empty_is_refused(tmp_path):
+    """Issue 13, item 8: a 2-row file, or 40 labels of one row each, would train with no
+    validation or test rows (test accuracy NaN). The message says what would work."""
+    two = write_csv(tmp_path / "two.csv", [("good film", "pos"), ("bad film", "neg")])
+    with pytest.raises(UserError, match=r"too small to split: its 2 distinct rows over 2 labels \(at most 1 of one "
+                       r"label\) leave the validation and test parts empty; .* at least one label needs 6 rows \(or give "
+                       r"your own test file, --test-data\)"):
+        load_file(two, "text", "label")
+    forty = write_csv(tmp_path / "forty.csv", [(f"sentence {i}", f"label {i}") for i in range(40)])
+    with pytest.raises(UserError, match="40 distinct rows over 40 labels"):
+        load_file(forty, "text", "label")
+    five = [(f"yes {i}", "a") for i in range(5)] + [("no", "b")]
+    with pytest.raises(UserError, match="leave the validation part empty"):
+        load_file(write_csv(tmp_path / "five.csv", five), "text", "label")
+    six = write_csv(tmp_path / "six.csv", five + [("yes 5", "a")])  # the smallest that splits
+    data = load_file(six, "text", "label")
+    assert (len(data.train), len(data.val), len(data.test)) == (5, 1, 1)
+    held_out = write_csv(tmp_path / "test.csv", [("fine", "a"), ("poor", "b")])
+    with pytest.raises(UserError, match="leave the validation part empty; .* needs 5 rows for the validation part"):
+        load_file(write_csv(tmp_path / "four.csv", five[1:]), "text", "label", test_path=held_out)
+    assert len(load_file(write_csv(tmp_path / "5.csv", five), "text", "label", test_path=held_out).val) == 1
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    """Issue 13, item 8: `text,label,text` read the last `text` column without a word."""
+    csv_file = tmp_path / "d.csv"
+    csv_file.write_text("text,label,text\n" + "".join(f"first {i},{'ab'[i % 2]},second {i}\n" for i in range(20)))
+    with pytest.raises(UserError, match="column 'text' of .*d.csv is ambiguous: the header names it 2 times"):
+        load_file(csv_file, "text", "label")
+    notes = tmp_path / "notes.csv"  # only the columns read must be unique
+    notes.write_text("text,label,note,note\n" + "".join(f"text {i},{'ab'[i % 2]},x,y\n" for i in range(20)))
+    assert load_file(notes, "text", "label").labels == ["a", "b"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"text": "first", "label": "a", "text": "second"}\n')
+    with pytest.raises(UserError, match="column 'text' of .*d.jsonl line 1 is ambiguous: the object names it 2 times"):
+        load_file(jsonl, "text", "label")
 
 
 def test_missing_or_unreadable_user_file(tmp_path):

@@ -3,12 +3,14 @@ in QEMU, and driven over the framed serial protocol. QEMU always runs on a
 free port and is always stopped (QemuDevice's teardown)."""
 
 import json
+import os
 import random
 import re
 import struct
 import subprocess
 import time
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -201,15 +203,17 @@ def test_bad_board_description_is_one_clear_error(tmp_path):
         load_board("bad", tmp_path)
 
 
-def test_build_refusals(art_dir, tmp_path):
+def test_build_refusals(art_dir, tmp_path_factory, tmp_path):
+    import shutil
+
+    from test_aot import SMOKE, _convert
+
     r = run_cli("build", art_dir, "--board", "nucleo-l4r5zi", "--backend", "tflm")
     assert r.returncode == 2 and "needs a model" in r.stderr
-    manifest = {"manifest_version": 1, "arena_bytes": 900_000, "flash_bytes": 500_000, "sequence_length": 256,
-                "model_file": {"sha256": "0" * 64}}
     big = tmp_path / "big"
-    big.mkdir()
-    (big / "tokenizer.json").write_bytes((art_dir / "tokenizer.json").read_bytes())
-    (big / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copytree(_convert(tmp_path_factory, SMOKE), big, ignore=shutil.ignore_patterns("build"))
+    manifest = json.loads((big / "manifest.json").read_text())
+    (big / "manifest.json").write_text(json.dumps({**manifest, "arena_bytes": 900_000}))
     r = run_cli("build", big, "--board", "nucleo-l4r5zi")
     assert r.returncode == 2 and "does not fit nucleo-l4r5zi" in r.stderr and "RAM" in r.stderr
     r = run_cli("build", big, "--board", "qemu-m4", "--backend", "tflm")
@@ -256,6 +260,62 @@ def test_full_embbert_build_on_stm32f405_is_one_line_with_the_shortfall(tmp_path
     assert len(errors) == 1 and f"arena {EMBBERT_AOT_ARENA:,} B" in errors[0] and "RAM 131,072 B" in errors[0]
     assert "short; an arena of at most" in errors[0]
     assert not (tmp_path / "art" / "build").exists()
+
+
+def test_build_with_relative_paths_from_another_folder(art_dir, tmp_path):
+    """Issue 13, item 1: PlatformIO runs in firmware/, so a relative ART_DIR or --out
+    given elsewhere reached it unresolved ("EMBBERT_GEN_DIR must name a folder with build.json")."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    report = json.loads(run_cli("build", os.path.relpath(art_dir, work), "--board", "qemu-m4", "--out", "fw", "--json",
+                                check=True, cwd=work).stdout)
+    assert report["elf"] == str(work / "fw" / "firmware.elf") and (work / "fw" / "firmware.elf").is_file()
+
+
+def _refused(proc, *words):
+    """One error line (after the progress line), exit code 2."""
+    errors = [line for line in proc.stderr.strip().splitlines() if not line.startswith("building the firmware")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert all(w in errors[0] for w in words), errors[0]
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("flipped-byte", ["model.tflite is not the file manifest.json names", "changed or damaged"]),
+    ("truncated", ["model.tflite is not the file manifest.json names"]),
+    ("empty", ["model.tflite is not the file manifest.json names", "(0 B"]),
+    ("tokenizer", ["tokenizer.json is not the file manifest.json names"]),
+    ("manifest-keys", ["manifest.json is not a complete manifest", "labels: field required", "run `embbert convert`"]),
+])
+def test_build_refuses_an_artifact_its_manifest_does_not_describe(tmp_path_factory, tmp_path, damage, words):
+    """Issue 13, items 4 and 9: a bit-flipped model built (and its INFO claimed the manifest's
+    sha256); a truncated one was a struct.error, a manifest without a key a KeyError after
+    writing build/. Now one line, exit 2, nothing written."""
+    import shutil
+
+    from test_aot import SMOKE, _convert
+
+    art = tmp_path / "art"
+    shutil.copytree(_convert(tmp_path_factory, SMOKE), art, ignore=shutil.ignore_patterns("build"))
+    model = bytearray((art / "model.tflite").read_bytes())
+    if damage == "flipped-byte":
+        model[len(model) // 2] ^= 0x01
+        (art / "model.tflite").write_bytes(model)
+    elif damage in ("truncated", "empty"):
+        (art / "model.tflite").write_bytes(model[: len(model) // 3] if damage == "truncated" else b"")
+    elif damage == "tokenizer":
+        (art / "tokenizer.json").write_text((art / "tokenizer.json").read_text().replace("[UNK]", "[UNX]"))
+    else:
+        manifest = json.loads((art / "manifest.json").read_text())
+        del manifest["labels"]
+        (art / "manifest.json").write_text(json.dumps(manifest))
+    _refused(run_cli("build", art, "--board", "qemu-m4"), *words)
+    assert not (art / "build").exists()
+
+
+def test_build_refuses_an_unwritable_out(art_dir, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for out in (tmp_path / "file" / "fw", Path("/proc/embbert-test/fw")):
+        _refused(run_cli("build", art_dir, "--board", "qemu-m4", "--out", out), "cannot write", str(out))
 
 
 def test_real_board_without_platform_needs_internet(art_dir):

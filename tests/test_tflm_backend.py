@@ -68,18 +68,31 @@ needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None,
                                reason="arm-none-eabi-g++ not installed (apt-get install gcc-arm-none-eabi ...)")
 
 
-def _artifact(root, ops, labels=("ham", "spam"), L=64, pad_id=0, arena=297_320):
-    """A stand-in artifact: tokenizer, manifest and a model_data.cc (bytes that are not a model)."""
+def _artifact(root, ops, labels=("ham", "spam"), L=64, pad_id=0, arena=297_320, with_model=True):
+    """A stand-in artifact: tokenizer, a complete manifest, model.tflite and model_data.cc
+    (bytes that are not a model, never parsed on these paths)."""
+    from embbert.convert.manifest import Manifest, Parity
+
     root.mkdir(parents=True, exist_ok=True)
     data = bytes(range(64))
     sha = hashlib.sha256(data).hexdigest()
+    if with_model:
+        (root / "model.tflite").write_bytes(data)
     (root / "model_data.h").write_text(carray.header("test"))
     (root / "model_data.cc").write_text(carray.source(data, "test", sha))
-    (root / "tokenizer.json").write_bytes(default_tokenizer()[1].read_bytes())
-    manifest = {"manifest_version": 1, "labels": list(labels), "sequence_length": L, "pad_id": pad_id,
-                "ops": {op: 1 for op in ops}, "arena_bytes": arena, "flash_bytes": len(data),
+    tokenizer = default_tokenizer()[1].read_bytes()
+    (root / "tokenizer.json").write_bytes(tokenizer)
+    manifest = {"manifest_version": 1, "model": "test", "config": {}, "task": "test", "labels": list(labels),
+                "sequence_length": L, "pad_id": pad_id, "input": {"name": "ids", "dtype": "int32", "shape": [1, L]},
+                "output": {"name": "logits", "dtype": "int8", "shape": [1, len(labels)],
+                           "quantization": {"scale": 0.1, "zero_point": 0}},
                 "model_file": {"sha256": sha, "path": "model.tflite", "bytes": len(data)},
-                "output": {"shape": [1, len(labels)]}}
+                "tokenizer_file": {"path": "tokenizer.json", "sha256": hashlib.sha256(tokenizer).hexdigest(),
+                                   "bytes": len(tokenizer)},
+                "ops": {op: 1 for op in ops}, "op_count": len(ops), "flash_bytes": len(data), "arena_bytes": arena,
+                "arena": {"minimal_bytes": arena, "used_bytes": arena, "head_bytes": 0, "tail_bytes": 0},
+                "calibration_sentences": 10, "parity": dict.fromkeys(Parity.model_fields, 0), "toolchain": {}}
+    Manifest.model_validate(manifest)  # complete, as `embbert convert` writes it
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root, manifest
 
@@ -174,9 +187,10 @@ def test_tflm_inputs_are_checked_before_anything_is_written(tmp_path):
         build.check_tflm_artifacts(art, manifest)
     manifest["ops"] = {"ADD": 1}
     build.check_tflm_artifacts(art, manifest)
-    manifest["model_file"]["sha256"] = "f" * 64
+    sha, manifest["model_file"]["sha256"] = manifest["model_file"]["sha256"], "f" * 64
     with pytest.raises(UserError, match="model_data.cc is not the model"):
         build.check_tflm_artifacts(art, manifest)
+    manifest["model_file"]["sha256"] = sha
     (art / "model_data.cc").unlink()
     with pytest.raises(UserError, match="no model_data.cc"):
         build.check_tflm_artifacts(art, manifest)
@@ -564,7 +578,7 @@ def _small(board_name, ram_bytes):
 
 def test_model_fits_checks_the_chosen_backends_own_figures(tmp_path, monkeypatch):
     """aot: only its plan's arena and weights; tflm: the manifest's TFLite-Micro arena and the .tflite."""
-    art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, arena=297_320)
+    art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, arena=297_320, with_model=False)
     monkeypatch.setattr(build, "_aot_manifest", lambda art_dir, m: {**m, "arena_bytes": 196_864, "flash_bytes": 430_000})
     overhead = 16_384 + build.CORE_RAM_BYTES
     board = _small("nucleo-l4r5zi", 196_864 + overhead + 1000)  # the aot arena fits, TFLite-Micro's does not

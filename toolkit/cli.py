@@ -2,6 +2,8 @@
 
 Every command takes --json: one JSON object on stdout, progress on stderr.
 A problem with the input is one line on stderr and exit code 2.
+Every path argument is made absolute here, once (resolve_path=True): what runs
+below (PlatformIO in firmware/, QEMU, the converter) works in other folders.
 """
 
 import json
@@ -10,12 +12,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .console import err, out
 from .device.build import BACKEND_HELP
 from .errors import UserError
+from .extras import require
 from .train.plan import QUANT_NOISE
+from .writable import check_writable
 
 app = typer.Typer(
     help="Train EmbBERT, a 2 MB text classifier, and prove it on a microcontroller.",
@@ -27,7 +32,7 @@ app = typer.Typer(
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
-OutOpt = typer.Option(..., "--out", help="Run directory to write.")
+OutOpt = typer.Option(..., "--out", resolve_path=True, help="Run directory to write.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run in --out.")
 ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
 PresetOpt = typer.Option("paper", "--preset", help="paper: the full recipe; smoke: a < 2 min run for tests.")
@@ -38,7 +43,7 @@ ModelOpt = typer.Option("embbert", "--model", help="A model preset (see `embbert
 
 def _emit(as_json: bool, obj: dict, table: Table | None = None) -> None:
     if as_json:
-        out.print_json(json.dumps(obj))
+        out.print_json(json.dumps(obj, allow_nan=False))
     elif table is not None:
         out.print(table)
     else:
@@ -122,6 +127,7 @@ def pretrain(
     from .train.pretrain import pretrain as run_pretrain
     from .train.rundir import prepare_out_dir
 
+    check_writable(out_dir)
     cfg = get_preset(model)
     plan = pretrain_plan(preset, steps=steps, lr=lr, seed=seed)
     _check_resume(out_dir, resume, {"kind": "pretrain", "model": cfg.model_dump(), "plan": plan.model_dump()})
@@ -135,13 +141,16 @@ def pretrain(
 def train(
     model: str = ModelOpt,
     task: Optional[str] = typer.Option(None, "--task", help="A built-in task: sms_spam, news20, rt_reviews, trec_questions, vader_movies."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Your own CSV, TSV or JSONL file instead of --task."),
+    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True,
+        help="Your own CSV, TSV or JSONL file instead of --task."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
     pair_col: Optional[str] = typer.Option(None, "--pair-col", help="With --data: a second text column (pair tasks)."),
     test_data: Optional[Path] = typer.Option(
-        None, "--test-data", help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
-    init: Optional[Path] = typer.Option(None, "--init", help="A pretraining run directory to start from."),
+        None, "--test-data", resolve_path=True,
+        help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
+    init: Optional[Path] = typer.Option(None, "--init", resolve_path=True,
+        help="A pretraining run directory to start from."),
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
@@ -166,6 +175,7 @@ def train(
     from .train.plan import finetune_plan
     from .train.rundir import TOKENIZER_JSON, prepare_out_dir
 
+    check_writable(out_dir)
     cfg = get_preset(model)
     plan = finetune_plan(preset, epochs=epochs, limit=limit, lr=lr, quant_noise=quant_noise, seed=seed)
     if (task is None) == (data is None):
@@ -197,14 +207,15 @@ def train(
 
 @app.command()
 def convert(
-    run_dir: Path = typer.Argument(..., help="A fine-tuned run directory (embbert train --out)."),
-    out_dir: Path = typer.Option(..., "--out", help="Artifact directory to write."),
+    run_dir: Path = typer.Argument(..., resolve_path=True, help="A fine-tuned run directory (embbert train --out)."),
+    out_dir: Path = typer.Option(..., "--out", resolve_path=True, help="Artifact directory to write."),
     calibration: int = typer.Option(500, "--calibration", help="Training sentences for int8 calibration (>= 10)."),
     test_limit: Optional[int] = typer.Option(None, "--test-limit", help="Parity on the first N test sentences only."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     as_json: bool = JsonOpt,
 ):
     """Convert to full-int8 TFLite, proven on the TFLite-Micro interpreter; writes model.tflite + manifest.json."""
+    require("convert", "convert")
     from .convert.pipeline import convert_run, report
 
     if test_limit is not None and test_limit < 1:
@@ -218,15 +229,18 @@ def convert(
 
 @app.command()
 def build(
-    art_dir: Path = typer.Argument(..., help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
+    art_dir: Path = typer.Argument(..., resolve_path=True,
+        help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, qemu-stm32f405, nucleo-l4r5zi, ..."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", resolve_path=True,
+        help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
                                      "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
     as_json: bool = JsonOpt,
 ):
     """Build the firmware for one board; reports flash and RAM used, from the linker map."""
+    require("build", "device", *(("convert",) if (art_dir / "manifest.json").is_file() else ()))  # aot reads the model
     from .device.build import build_firmware
 
     err.print(f"building the firmware for {board} ...", highlight=False)
@@ -241,15 +255,18 @@ FullLengthOpt = typer.Option(
 
 @app.command()
 def deploy(
-    source: Path = typer.Argument(..., help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
+    source: Path = typer.Argument(..., resolve_path=True,
+        help="A fine-tuned run (embbert train --out) or an artifact folder (embbert convert --out)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, qemu-stm32f405, nucleo-l4r5zi, ..."),
     port: Optional[str] = typer.Option(None, "--port", help="The board's serial port (hardware boards), e.g. /dev/ttyACM0."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
-    art_dir: Optional[Path] = typer.Option(None, "--art", help="Where a run is converted to (default SOURCE/artifact)."),
+    art_dir: Optional[Path] = typer.Option(None, "--art", resolve_path=True,
+        help="Where a run is converted to (default SOURCE/artifact)."),
     full_length: bool = FullLengthOpt,
     as_json: bool = JsonOpt,
 ):
     """Convert + build + flash + smoke check. On a qemu board the emulator keeps running in the background."""
+    require("deploy", "convert", "device")
     from .harness.deploy import deploy as run_deploy
 
     result = run_deploy(source, board, port=port, backend=backend, art_dir=art_dir, full_length=full_length)
@@ -274,7 +291,7 @@ def deploy(
 
 @app.command()
 def stop(
-    art_dir: Path = typer.Argument(..., help="The artifact folder that was deployed."),
+    art_dir: Path = typer.Argument(..., resolve_path=True, help="The artifact folder that was deployed."),
     board: str = typer.Option(..., "--board", help="The qemu board it was deployed to."),
     as_json: bool = JsonOpt,
 ):
@@ -290,17 +307,20 @@ def stop(
 
 @app.command(name="eval")
 def eval_(
-    art_dir: Path = typer.Argument(..., help="The artifact folder the board runs (embbert convert / deploy)."),
+    art_dir: Path = typer.Argument(..., resolve_path=True,
+        help="The artifact folder the board runs (embbert convert / deploy)."),
     board: str = typer.Option(..., "--board", help="A board under boards/."),
     port: Optional[str] = typer.Option(None, "--port", help="Serial port or pyserial URL. Default on qemu boards: "
                                        "deploy's running emulator, else a fresh one of ART_DIR/build/BOARD."),
     task: Optional[str] = typer.Option(None, "--task", help="Evaluate on this built-in task's test split."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Or every row of your own CSV, TSV or JSONL file."),
+    data: Optional[Path] = typer.Option(None, "--data", resolve_path=True,
+        help="Or every row of your own CSV, TSV or JSONL file."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="With --data: the text column."),
     label_col: Optional[str] = typer.Option(None, "--label-col", help="With --data: the label column."),
     seed: int = typer.Option(0, "--seed", help="With --task: the split seed the model was trained with."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N sentences."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder for results.jsonl, summary.json and report.md; "
+    out_dir: Path = typer.Option(..., "--out", resolve_path=True,
+        help="Folder for results.jsonl, summary.json and report.md; "
                                  "rerun the same command to resume."),
     resets: int = typer.Option(3, "--resets", help="Hard resets per sentence before it is recorded as failed."),
     timeout: float = typer.Option(30.0, "--timeout", help="Longest wait for one reply, in seconds."),
@@ -310,6 +330,7 @@ def eval_(
     as_json: bool = JsonOpt,
 ):
     """Stream test sentences to the board; accuracy, bit-exactness and latency against the host. Resumable."""
+    require("eval", "convert", "device")  # the host references: TFLite-Micro int8, ONNX float
     from .harness.evaluate import EvalOptions, evaluate
 
     if not 0 <= fault_rate < 0.5:
@@ -342,5 +363,6 @@ def main() -> None:
         app()
     except UserError as e:
         # soft_wrap: one line whatever the terminal width, so scripts can grep it.
-        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        # escape: the message is text, never markup ("[convert]" must print as written).
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(e.exit_code)

@@ -15,7 +15,7 @@ every data set alike:
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,6 +39,9 @@ class TaskData:
     split_seed: int  # the seed the split was made with
     duplicates_removed: int  # exact duplicates and test leaks dropped
     source: str  # package + file, or the user's path
+    # How to load this data set again (run.json "data", for `embbert convert`):
+    # {"task": NAME}, or the user's file(s) with their sha256 and columns.
+    recipe: dict | None = None
 
 
 def text_key(text: str, text_pair: str | None = None) -> str:
@@ -176,6 +179,25 @@ def _finish(
     )
 
 
+# The fewest rows of one label that give each part at least one: 10 % of 5
+# rounds to 1 test row, and 1/9 of the 4 left rounds to 0 validation rows.
+MIN_ROWS_80_10_10 = 6
+MIN_ROWS_VAL = 5  # with an official test part: 10 % of 5 rounds to 1
+
+
+def _require_parts(parts: dict[str, list[Example]], examples: list[Example], source: str, needed: int,
+                   alternative: str) -> None:
+    """An empty validation or test part gives no model choice or no result (NaN): refuse it."""
+    empty = [name for part, name in (("val", "validation"), ("test", "test")) if not parts[part]]
+    if empty:
+        counts = Counter(e.label for e in examples)
+        what = " and ".join(empty) + (" parts" if len(empty) > 1 else " part")
+        raise UserError(
+            f"{source} is too small to split: its {len(examples)} distinct rows over {len(counts)} labels (at most "
+            f"{max(counts.values())} of one label) leave the {what} empty; the split takes 10 % of each label, so "
+            f"at least one label needs {needed} rows{alternative}")
+
+
 def split_80_10_10(
     name: str, source: str, examples: list[Example], seed: int, limit: int | None
 ) -> TaskData:
@@ -185,7 +207,9 @@ def split_80_10_10(
     rng = random.Random(f"split:{seed}")
     test, rest = _take_stratified(examples, Fraction(1, 10), rng)
     val, train = _take_stratified(rest, Fraction(1, 9), rng)  # 1/9 of 90% = 10%
-    return _finish(name, source, seed, {"train": train, "val": val, "test": test}, duplicates, limit)
+    parts = {"train": train, "val": val, "test": test}
+    _require_parts(parts, examples, source, MIN_ROWS_80_10_10, " (or give your own test file, --test-data)")
+    return _finish(name, source, seed, parts, duplicates, limit)
 
 
 def split_official(
@@ -208,4 +232,6 @@ def split_official(
     removed = test_duplicates + train_duplicates + len(train) - len(unleaked)
     _require_two_labels(unleaked, source)
     val, train = _take_stratified(unleaked, Fraction(1, 10), random.Random(f"split:{seed}"))
-    return _finish(name, source, seed, {"train": train, "val": val, "test": test}, removed, limit)
+    parts = {"train": train, "val": val, "test": test}
+    _require_parts(parts, unleaked, source, MIN_ROWS_VAL, " for the validation part")
+    return _finish(name, source, seed, parts, removed, limit)

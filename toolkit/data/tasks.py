@@ -116,17 +116,20 @@ def read_vader_movies() -> list[Example]:
 
 def load_task(name: str, seed: int = 0, limit: int | None = None) -> TaskData:
     """Load a packaged task, split with ``seed``, at most ``limit`` per part."""
-    if name == "news20":
-        train, test = read_news20()
-        source = f"{package_label(*_NEWS20_TRAIN)} + {_NEWS20_TEST[1]}"
-        return split_official(name, source, train, test, seed, limit)
     readers = {
         "sms_spam": (read_sms_spam, _SMS),
         "rt_reviews": (read_rt_reviews, _RT),
         "trec_questions": (read_trec_questions, _TREC),
         "vader_movies": (read_vader_movies, _VADER),
     }
-    if name not in readers:
+    if name == "news20":
+        train, test = read_news20()
+        source = f"{package_label(*_NEWS20_TRAIN)} + {_NEWS20_TEST[1]}"
+        data = split_official(name, source, train, test, seed, limit)
+    elif name in readers:
+        reader, packaged = readers[name]
+        data = split_80_10_10(name, package_label(*packaged), reader(), seed, limit)
+    else:
         raise UserError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    reader, packaged = readers[name]
-    return split_80_10_10(name, package_label(*packaged), reader(), seed, limit)
+    data.recipe = {"task": name}
+    return data

@@ -28,6 +28,7 @@ from embbert.device.platformio_ini import write_boards_ini
 from embbert.device.platformio_env import BUILD_TIMEOUT_S, core_dir, pio, platform_installed
 from embbert.device.tokenizer_tables import flash_bytes as tables_flash_bytes, write_tables
 from embbert.errors import UserError
+from embbert.writable import check_writable
 
 BACKENDS = ("none", "aot", "tflm")
 DEFAULT_MAX_LEN = 256
@@ -37,10 +38,15 @@ CORE_RAM_BYTES = 3 * 2100 + 4 * 2048 + 1024
 
 
 def _manifest(art_dir: Path) -> dict | None:
-    """The artifact's manifest, or None for a folder with only a tokenizer (backend none)."""
-    from embbert.convert.manifest import read_manifest
+    """The artifact's manifest, complete and naming the model and tokenizer the
+    folder holds (sha256), or None for a folder with only a tokenizer (backend none)."""
+    from embbert.convert.manifest import read_manifest, verify_files
 
-    return read_manifest(art_dir) if (art_dir / "manifest.json").is_file() else None
+    if not (art_dir / "manifest.json").is_file():
+        return None
+    manifest = read_manifest(art_dir)
+    verify_files(art_dir, manifest)
+    return manifest
 
 
 BACKEND_HELP = ("none (no model), aot or tflm. Default: none without a model; tflm on boards that get "
@@ -340,6 +346,7 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
             check_tflm_artifacts(art_dir, manifest)
     _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
+    check_writable(out)
     gen, pio_build = out / "generated", out / "pio"
     report = _generate(art_dir, gen, backend, manifest, full_length)
     env_name = board.pio_env(backend)
@@ -361,5 +368,5 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
         "elf": str(out / "firmware.elf"), "map": str(out / "firmware.map"),
         "seconds": round(time.monotonic() - started, 2),
     }
-    (out / "build.json").write_text(json.dumps(report, indent=1))
+    (out / "build.json").write_text(json.dumps(report, indent=1, allow_nan=False))
     return report

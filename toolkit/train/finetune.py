@@ -43,6 +43,7 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
         "plan": plan.model_dump(),
         "task": data.name,
         "source": data.source,
+        "data": data.recipe,  # how `embbert convert` loads and splits the same data again
         "labels": data.labels,
         "split_seed": data.split_seed,
         "sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},

@@ -62,7 +62,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+    _atomic(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()))
 
 
 def write_torch(path: Path, obj) -> None:
