@@ -80,11 +80,19 @@ def test_eval_matches_the_host_bit_for_bit(clean_eval):
     assert s["full_length"] is True and s["bit_exact_fraction"] == 1.0
     assert s["accuracy_device"] == s["accuracy_host_int8"]
     assert s["agreement_device_vs_host_int8"] == 1.0 and s["token_count_match_fraction"] == 1.0
-    assert s["accuracy_float"] is not None and 0 <= s["agreement_device_vs_float"] <= 1
-    assert s["latency"]["unit"] == "instructions" and 0 < s["latency"]["median"] <= s["latency"]["p90"] <= s["latency"]["max"]
-    assert s["throughput"]["sentences_per_s"] > 0 and s["throughput"]["serial_overhead_share"] >= 0
-    assert sum(map(sum, s["confusion"]["rows_true_cols_device"])) == LIMIT
     rows = _rows(out)
+    assert s["accuracy_float"] == pytest.approx(sum(r["float_label"] == r["label"] for r in rows) / LIMIT, abs=1e-6)
+    assert s["agreement_device_vs_float"] == pytest.approx(
+        sum(r["device_label"] == r["float_label"] for r in rows) / LIMIT, abs=1e-6)
+    assert s["latency"]["unit"] == "instructions" and 0 < s["latency"]["median"] <= s["latency"]["p90"] <= s["latency"]["max"]
+    tp = s["throughput"]
+    serial = [min(tp["link_cost"]["fixed_s"] + tp["link_cost"]["per_byte_s"] * r["wire_bytes"], r["round_trip_s"])
+              for r in rows]  # the measured PING cost of each exchange's bytes
+    assert tp["serial_s_total"] == pytest.approx(sum(serial)) and sum(serial) > 0
+    assert tp["on_device_s_total"] == pytest.approx(sum(r["round_trip_s"] for r in rows) - sum(serial))
+    assert tp["serial_overhead_share"] == pytest.approx(sum(serial) / tp["on_device_s_total"])
+    assert tp["sentences_per_s"] == pytest.approx(LIMIT / sum(r["round_trip_s"] + r["link_s"] for r in rows))
+    assert sum(map(sum, s["confusion"]["rows_true_cols_device"])) == LIMIT
     assert [r["index"] for r in rows] == list(range(LIMIT))
     for name in ("summary.json", "report.md", "latency_vs_tokens.png", "confusion.png", "memory.png"):
         assert (out / name).is_file(), name
@@ -364,7 +372,7 @@ def _summary_of(tmp_path, rows):
     from embbert.harness.summary import summarize, write_summary
 
     out = tmp_path / "s"
-    out.mkdir()
+    out.mkdir(parents=True)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     manifest = {"model": "m", "task": "sms_spam", "labels": ["ham", "spam"], "model_file": {"sha256": "0" * 64},
                 "flash_bytes": 1000, "arena_bytes": 500}
@@ -442,6 +450,8 @@ def test_one_client_at_a_time_on_the_emulator(deployed, tmp_path):
                                 "-k", "boot", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True,
                                cwd=Path(__file__).resolve().parents[1])
         assert tests.returncode == 4 and f"is in use by pid {os.getpid()}" in tests.stdout + tests.stderr, tests.stdout
+        _fails(run_cli("eval", art, "--board", "qemu-m4", "--port", deployed["emulator"]["url"], "--task", "sms_spam",
+                       "--limit", 2, "--out", tmp_path / "by-url"), "is in use by pid")  # its URL: the same lock
         _fails(run_cli("stop", art, "--board", "qemu-m4"), "is in use by pid")
         _fails(run_cli("deploy", art, "--board", "qemu-m4", "--full-length"), "is in use by pid")
         assert link.device.ping(b"still mine") == b"still mine"

@@ -301,14 +301,18 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
 
 def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions) -> Link:
     """The board: the port given; else, for a qemu board, deploy's running
-    emulator or a fresh one of the built firmware."""
+    emulator or a fresh one of the built firmware. Deploy's emulator, named
+    by its URL or not, is reached under its lock (one client at a time)."""
     from embbert.harness import emulator
 
+    build_dir = art_dir / "build" / board.name
     if port is not None:
-        return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
+        state = emulator.running(build_dir) if board.kind == "qemu" else None
+        if state is None or state["url"] != port:
+            return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
+        return QemuLink(board, Path(state["elf"]), options.timeout, build_dir, options.fault_rate, options.fault_seed)
     if board.kind != "qemu":
         raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
-    build_dir = art_dir / "build" / board.name
     elf = build_dir / "firmware.elf"
     if not elf.is_file():
         raise UserError(f"no firmware for {board.name} in {build_dir}; run `embbert deploy {art_dir} --board {board.name}`")
