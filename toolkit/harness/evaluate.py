@@ -191,6 +191,7 @@ def _append(path: Path, row: dict) -> None:
 
 
 def _unwritable(path: Path, error: OSError) -> UserError:
+    """The error for a results.jsonl that cannot take another line."""
     kept = len(read_results(path)) if path.is_file() else 0
     return UserError(f"cannot write {path}: {error.strerror or error}; the {kept} sentence(s) recorded so far are "
                      "kept: make room or fix it, then run the same command again to continue")
@@ -362,7 +363,7 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
         try:
             (out / "firmware.json").write_text(json.dumps(mode))
         except OSError as error:
-            raise _unwritable(out / "firmware.json", error) from None
+            raise UserError(f"cannot write to --out {out}: {error.strerror or error}") from None
         session = {"started_unix": round(time.time(), 1), "resumed_with": len(done)}
         with link.faults_suspended():  # the price of bytes on this link, not of its faults
             cost = serial_cost(link.device)
