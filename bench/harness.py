@@ -6,7 +6,13 @@ over a task's whole test split, in four runs:
   lossy_link    length_aware again, with 1 % of the link's bytes corrupted or dropped
   killed_twice  length_aware again, SIGKILLed twice mid-run, then resumed
 
-    python bench/harness.py ART_DIR [--task sms_spam] [--work DIR]
+    python bench/harness.py ART_DIR [--task sms_spam] [--work DIR] [--limit N]
+
+--limit N evaluates only the first N test sentences in every run (for a
+machine too busy for the whole split; the result file records it).
+Time is split as the eval summary splits it: on-device (the answered
+exchange less the measured serial cost), serial, and the retries and hard
+resets before an answer (link time, never the board's).
 
 Each run's folder under --work is an ordinary eval folder (results.jsonl,
 summary.json, report.md); a finished one is reused (eval is resumable).
@@ -30,9 +36,12 @@ def rows(out: Path) -> dict[int, dict]:
     return {r["index"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 
 
+LIMIT: list[str] = []  # ["--limit", "N"] when given
+
+
 def eval_cmd(art: Path, task: str, out: Path, *extra) -> list[str]:
     return [sys.executable, "-m", "embbert", "eval", str(art), "--board", "qemu-m4", "--task", task,
-            "--out", str(out), *extra]
+            "--out", str(out), *LIMIT, *extra]
 
 
 def killed_twice(art: Path, task: str, out: Path, total: int) -> dict:
@@ -60,7 +69,10 @@ def main() -> None:
     parser.add_argument("art", type=Path)
     parser.add_argument("--task", default="sms_spam")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-harness"))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N test sentences in every run")
     args = parser.parse_args()
+    if args.limit:
+        LIMIT.extend(["--limit", str(args.limit)])
     art, work = args.art.resolve(), args.work
     result = {}
     embbert("deploy", art, "--board", "qemu-m4", "--full-length")
@@ -83,7 +95,8 @@ def main() -> None:
         full[i]["device_logits"] == reference[i]["device_logits"] for i in reference) / len(reference)
 
     print(f"{'run':<14} {'n':>5} {'acc dev':>8} {'acc host':>8} {'acc float':>9} {'bit-exact':>9} "
-          f"{'median instr':>13} {'p99 instr':>13} {'retries':>7} {'serial/dev':>10} {'wall s':>7}")
+          f"{'median instr':>13} {'p99 instr':>13} {'retries':>7} {'device s':>9} {'serial s':>9} "
+          f"{'serial/dev':>10} {'retry s':>8} {'wall s':>7}")
     table = {}
     for name, r in result.items():
         s = r["summary"]
@@ -94,14 +107,15 @@ def main() -> None:
         table[name].update({k: v for k, v in r.items() if k != "summary"})
         print(f"{name:<14} {s['sentences']:>5} {s['accuracy_device']:>8.4f} {s['accuracy_host_int8']:>8.4f} "
               f"{s['accuracy_float']:>9.4f} {s['bit_exact_fraction']:>9.4f} {s['latency']['median']:>13,.0f} "
-              f"{s['latency']['p99']:>13,.0f} {s['link']['retries']:>7} {tp.get('serial_overhead_share', 0):>10.4f} "
-              f"{s['wall_time_s']:>7.0f}")
+              f"{s['latency']['p99']:>13,.0f} {s['link']['retries']:>7} {tp.get('on_device_s_total', 0):>9.1f} "
+              f"{tp.get('serial_s_total', 0):>9.1f} {tp.get('serial_overhead_share', 0):>10.4f} "
+              f"{tp.get('retry_and_reset_s_total', 0):>8.1f} {s['wall_time_s']:>7.0f}")
     for name in ("lossy_link", "killed_twice"):
         print(f"{name}: results identical to length_aware: {result[name]['identical_to_length_aware']}")
     print(f"killed_twice: killed after {result['killed_twice']['killed_after']} lines; every sentence exactly once: "
           f"{result['killed_twice']['each_once']}")
     print(f"length_aware logits bit-identical to full_length: {result['length_aware']['bit_identical_to_full_length']:.4f}")
-    path = write_result("harness", table, artifact=str(art), task=args.task)
+    path = write_result("harness", table, artifact=str(art), task=args.task, limit=args.limit)
     print(f"-> {path}")
 
 

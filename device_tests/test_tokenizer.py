@@ -14,8 +14,9 @@ def _compare(device, tokenizer, texts, max_len):
     want = encode(tokenizer, texts, max_len)
     bad = [(t[:80], g["ids"][:12], w[:12]) for t, g, w in zip(texts, got, want) if g["ids"] != w]
     assert not bad, f"{len(bad)} of {len(texts)} differ; first: {bad[0]}"
-    for g, w in zip(got, want):
-        assert g["n_tokens"] == len(w) and g["truncated"] in (True, False)
+    for text, g, w in zip(texts, got, want):
+        full = len(tokenizer.encode(text, add_special_tokens=False).ids)  # the whole text's tokens
+        assert g["n_tokens"] == len(w) and g["truncated"] is (full > max_len - 2), text[:80]
     return got
 
 

@@ -112,7 +112,8 @@ def test_smoke_train_end_to_end_and_deterministic(tmp_path):
     a = _json(run_cli(*common, "--out", tmp_path / "a"))
     b = _json(run_cli(*common, "--out", tmp_path / "b"))
     assert set(a["per_class"]) == {"ham", "spam"}
-    assert 0.0 <= a["test_accuracy"] <= 1.0
+    matrix = a["confusion_matrix"]  # rows: true label, columns: predicted
+    assert a["test_accuracy"] == pytest.approx(sum(row[i] for i, row in enumerate(matrix)) / sum(map(sum, matrix)))
     assert a["test_accuracy"] == b["test_accuracy"] and a["losses"] == b["losses"]
     for name in ("checkpoint.pt", "metrics.json", "run.json", "tokenizer.json"):
         assert (tmp_path / "a" / name).is_file()

@@ -83,8 +83,25 @@ def test_clip_text_keeps_the_truncated_ids():
 
     tok, _ = default_tokenizer()
     texts = [e.text for e in load_task("news20").test[:400]]
-    clipped = [clip_text(t, 256) for t in texts]
+    clipped = [clip_text(t, 256, 2048) for t in texts]
     assert sum(len(c) < len(t) for c, t in zip(clipped, texts)) > 50  # it does clip
     assert max(len(c.encode()) for c in clipped) <= 2048
     assert encode(tok, clipped, 256) == encode(tok, texts, 256)
-    assert clip_text("a b c", 256) == "a b c"
+    assert clip_text("a b c", 256, 2048) == "a b c"
+
+
+def test_clip_text_never_exceeds_the_frame():
+    """Long words: the id-keeping prefix is above the frame's limit, so the cut
+    is by bytes, before whitespace, or inside one giant word at a character
+    boundary (issue 13: such a text got OVERSIZED_FRAME, then 301 retries)."""
+    words = " ".join(f"{'supercalifragilistic' * 2}{i}" for i in range(300))  # 41-42 bytes a word
+    clipped = clip_text(words, 256, 2048)
+    assert len(clipped.encode()) <= 2048 and words.startswith(clipped)
+    assert words[len(clipped)] == " " and len(clipped.encode()) > 2048 - 43  # the longest whole-word prefix
+    giant = "é" * 3000  # 6,000 bytes, no whitespace: cut between characters
+    cut = clip_text(giant, 256, 2048)
+    assert cut == "é" * 1024 and len(cut.encode()) == 2048
+    odd = "x" + "é" * 3000  # the byte limit falls inside a character: that character is left out
+    assert clip_text(odd, 256, 2048) == "x" + "é" * 1023
+    assert clip_text("a" * 2048, 256, 2048) == "a" * 2048  # exactly the limit: whole
+    assert clip_text("ab cd", 256, 4) == "ab"

@@ -300,7 +300,12 @@ def stop(
     from .harness import emulator
 
     name = load_board(board).name
-    stopped = emulator.stop(art_dir / "build" / name)
+    build_dir = art_dir / "build" / name
+    if build_dir.is_dir():
+        with emulator.lock(build_dir):  # never under a client (eval, device_tests) that is using it
+            stopped = emulator.stop(build_dir)
+    else:
+        stopped = False
     message = f"stopped the {name} emulator of {art_dir}" if stopped else f"no {name} emulator of {art_dir} was running"
     _emit(as_json, {"stopped": stopped, "message": message})
 

@@ -12,6 +12,7 @@ import json
 import re
 import struct
 import time
+import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -159,6 +160,13 @@ class DeviceError(Exception):
         self.status, self.detail, self.reply = status, detail, reply
 
 
+class LinkGarbled(DeviceError):
+    """No reply to this request arrived whole: the device could not read the
+    request (an "unreadable" reply), or bytes came back that are not a frame.
+    Link noise: the same request may simply be sent again. A reply that
+    carries the request's sequence number is an answer, whatever its status."""
+
+
 class DeviceRestarted(Exception):
     """A ready line arrived where a reply was expected."""
 
@@ -172,20 +180,48 @@ class DeviceTimeout(TimeoutError):
         self.seen = seen
 
 
-def clip_text(text: str, max_len: int) -> str:
-    """The shortest prefix of ``text`` with the same ids after truncation to
-    ``max_len``: it ends at the ASCII whitespace after the (max_len - 2)-th
-    whitespace-separated chunk holding a printable ASCII character. Each such
-    chunk gives at least one token, and BPE never looks across whitespace, so
-    the ids up to the cut are those of the whole text. Only for texts longer
-    than the device's buffer (max_text_bytes in INFO)."""
+WHITESPACE = " \t\n\r\x0b\x0c"  # ASCII whitespace: BPE never looks across it
+
+
+def clip_text(text: str, max_len: int, max_bytes: int) -> str:
+    """The text as sent to a device whose frames hold ``max_bytes`` of text.
+
+    A text that fits is sent whole. Else the shortest prefix with the same
+    ids after truncation to ``max_len``: it ends at the ASCII whitespace after
+    the (max_len - 2)-th whitespace-separated chunk holding a printable ASCII
+    character (each such chunk gives at least one token, and BPE never looks
+    across whitespace). If even that is longer than ``max_bytes`` (long
+    words), the longest prefix of at most ``max_bytes`` bytes that ends
+    before ASCII whitespace, or, in one giant word, at a character boundary.
+    Whatever the device is sent, the host must classify that same text."""
+    if len(text.encode("utf-8")) <= max_bytes:
+        return text
     need, count = max_len - 2, 0
-    for m in re.finditer(r"[^ \t\n\r\x0b\x0c]+", text):
+    for m in re.finditer(f"[^{WHITESPACE}]+", text):
         if re.search(r"[\x21-\x7e]", m.group()):
             count += 1
             if count >= need:
-                return text[:m.end()]
-    return text
+                text = text[:m.end()]
+                break
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    head = data[:max_bytes].decode("utf-8", errors="ignore")  # drops a character cut in two
+    cut = max(head.rfind(c) for c in WHITESPACE)
+    return head[:cut] if cut > 0 else head
+
+
+def gives_tokens(text: str) -> bool:
+    """Does ``text`` give any token? The tokenizer (firmware/TOKENIZER.md) takes
+    NFD, drops combining marks and reads every character outside printable
+    ASCII as a space, so exactly the texts with a printable non-space ASCII
+    character after NFD give one."""
+    return any("!" <= c <= "~" for c in unicodedata.normalize("NFD", text))
+
+
+def fit_text(text: str, info: dict) -> str:
+    """``text`` as a device with this INFO takes it in one frame (``clip_text``)."""
+    return clip_text(text, info["max_len"], min(info["max_text_bytes"], info["max_payload_bytes"]))
 
 
 class Device:
@@ -282,7 +318,7 @@ class Device:
 
         If the link garbles the exchange (the device answers "unreadable", or
         bytes arrive that are not a frame), our reply gets a short grace and
-        then a DeviceError with the link status (BAD_CRC, BAD_COBS, ...) is
+        then LinkGarbled with the link status (BAD_CRC, BAD_COBS, ...) is
         raised: the caller may simply send again (requests are idempotent)."""
         self._seq = (self._seq + 1) % NO_SEQ
         seq = self._seq
@@ -297,9 +333,9 @@ class Device:
                 if garbled is None:
                     raise
                 if isinstance(garbled, Frame):
-                    raise DeviceError(garbled.status, "the device could not read the request: "
+                    raise LinkGarbled(garbled.status, "the device could not read the request: "
                                       + garbled.json().get("detail", ""), garbled) from None
-                raise DeviceError(garbled.status, f"garbled reply: {garbled}") from None
+                raise LinkGarbled(garbled.status, f"garbled reply: {garbled}") from None
             if isinstance(got, Frame) and got.seq == seq:
                 self.last_wire_bytes = (len(wire), len(encode_frame(got.type, got.seq, got.payload, got.status,
                                                                     got.version)))
@@ -328,19 +364,21 @@ class Device:
         self.info_cache = self.call(Command.INFO).json()
         return self.info_cache
 
-    def _text(self, text: str) -> bytes:
-        info = self.info_cache or self.info()
-        data = text.encode("utf-8")
-        if len(data) > info["max_text_bytes"]:
-            data = clip_text(text, info["max_len"]).encode("utf-8")
-        return data
+    def fit(self, text: str) -> str:
+        """The text as this device can take it in one frame (``clip_text``)."""
+        return fit_text(text, self.info_cache or self.info())
 
     def tokenize(self, text: str) -> dict:
-        """{"ids": [...], "n_tokens": n, "truncated": bool, <counter unit>: n}"""
-        return self.call(Command.TOKENIZE, self._text(text)).json()
+        """{"ids": [...], "n_tokens": n, "truncated": bool, <counter unit>: n}; ``truncated`` is
+        also true when the host clipped off a part of the text that holds tokens."""
+        sent = self.fit(text)
+        reply = self.call(Command.TOKENIZE, sent.encode("utf-8")).json()
+        reply["truncated"] = reply["truncated"] or gives_tokens(text[len(sent):])
+        return reply
 
     def classify(self, text: str) -> dict:
-        return self.call(Command.CLASSIFY, self._text(text)).json()
+        """CLASSIFY of ``fit(text)``; hold it against the host's answer for that same text."""
+        return self.call(Command.CLASSIFY, self.fit(text).encode("utf-8")).json()
 
     def infer_ids(self, ids: list[int]) -> dict:
         return self.call(Command.INFER_IDS, struct.pack(f"<{len(ids)}H", *ids)).json()

@@ -128,6 +128,18 @@ def deploy(source: Path, board_name: str, port: str | None = None, backend: str 
         raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
     art = artifact_for(source, art_dir, calibration)
     manifest = read_manifest(art)
+    if board.kind == "qemu":  # no other client may be using the emulator this replaces
+        build_dir = art / "build" / board.name
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with emulator.lock(build_dir):
+            return _deploy(art, manifest, board, port, backend, full_length)
+    return _deploy(art, manifest, board, port, backend, full_length)
+
+
+def _deploy(art: Path, manifest: dict, board: Board, port: str | None, backend: str | None,
+            full_length: bool) -> dict:
+    from embbert.device.build import build_firmware
+
     _step(f"building the firmware for {board.name}")
     build = build_firmware(art, board.name, backend=backend, full_length=full_length)
     _step(f"firmware: flash {build['flash_bytes']:,} B, RAM {build['ram_bytes']:,} B ({build['backend']} backend)")

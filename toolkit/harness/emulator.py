@@ -4,6 +4,8 @@ It runs detached (its own session, so it outlives the command) and serves
 its UART on a local TCP port. Its state - pid, URL, firmware - is kept in
 ``<build>/emulator.json``, so `embbert eval` finds it, a second deploy
 replaces it, and a hard reset can restart it on the same firmware.
+Its clients take ``lock(build_dir)`` first: one client at a time, so none
+takes another's silence for a hung board and restarts it under it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ import time
 from pathlib import Path
 
 from embbert.device.boards import Board
+from embbert.device.lock import BoardLock
 from embbert.device.qemu import free_port
 from embbert.errors import UserError
 
 STATE = "emulator.json"
+LOCK = "emulator.lock"
+
+
+def lock(build_dir: Path) -> BoardLock:
+    """The exclusive lock of this build's emulator (``with emulator.lock(d):``)."""
+    build_dir = Path(build_dir)
+    return BoardLock(build_dir / LOCK, f"the {build_dir.name} emulator of {build_dir.parent.parent}")
 
 
 def _alive(pid: int) -> bool:

@@ -11,11 +11,20 @@ OUT/summary.json and OUT/report.md (+ PNGs), written at the end.
 A sentence the board does not answer is retried: a garbled exchange is sent
 again at once, silence gets a PING and, if that goes unanswered too, a hard
 reset (up to ``resets`` times); then the sentence is recorded as failed,
-with its reason, and the run goes on.
+with its reason, and the run goes on. An error reply to the request (its
+sequence number, a non-zero status) is the board's answer: recorded as
+failed with its error code at once, never sent again. A failed sentence
+counts as wrong. The time spent on retries and resets is link time
+(``link_s``), never on-device time: ``round_trip_s`` is the exchange that
+was answered.
+
+Nothing is written before the board has answered INFO for the artifact: a
+refused evaluation leaves OUT as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,16 +36,14 @@ import serial
 
 from embbert.console import err, progress_bar
 from embbert.device.boards import Board, load_board
-from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, Status,
-                                     encode_frame)
+from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, LinkGarbled,
+                                     Status, encode_frame, fit_text)
 from embbert.errors import UserError
 from embbert.harness.link import BoardUnresponsive, Link, PortLink, QemuLink
 from embbert.convert.manifest import read_manifest
 from embbert.harness.reference import HostReference
 
 RESULTS, IDENTITY, SUMMARY = "results.jsonl", "eval.json", "summary.json"
-# Statuses that mean the bytes were damaged on the way: send again.
-LINK_STATUSES = {Status.BAD_COBS, Status.BAD_CRC, Status.SHORT_FRAME, Status.OVERSIZED_FRAME, Status.BAD_VERSION}
 LINK_RETRIES = 300  # garbled exchanges tolerated per request (a 450-byte INFO at 1 % byte errors needs ~120)
 
 
@@ -65,7 +72,7 @@ class Progress:
     retries: int = 0
 
     def status(self) -> str:
-        acc = f"accuracy {self.correct / max(self.done - self.failed, 1):.2%}" if self.done else "accuracy -"
+        acc = f"accuracy {self.correct / self.done:.2%}" if self.done else "accuracy -"  # a failed one is wrong
         return f"{acc}  failed {self.failed}  retries {self.retries}"
 
 
@@ -98,25 +105,47 @@ def _identity(manifest: dict, board: Board, data_identity: str, limit: int | Non
             "board": board.name, "data": data_identity, "limit": limit}
 
 
-def prepare_out(out: Path, identity: dict, force: bool) -> dict[int, dict]:
-    """Create OUT or reopen it for the same evaluation; returns the results so far."""
-    out.mkdir(parents=True, exist_ok=True)
+def check_out(out: Path, identity: dict, force: bool) -> bool:
+    """May OUT take this evaluation? Reads only. True if it holds this very one (resume)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out}: {parent} is a file, not a folder; choose another --out")
+            break
     path = out / IDENTITY
     if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved != identity and not force:
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot read {path} ({error}); choose another --out, or --force") from None
+        if saved == identity:
+            return True
+        if not force:
             diff = [k for k in identity if saved.get(k) != identity[k]]
             raise UserError(f"{out} holds another evaluation (different {', '.join(diff)}); "
                             "choose another --out, or --force to start over")
-        if saved != identity:
-            (out / RESULTS).unlink(missing_ok=True)
-            for name in (SUMMARY, "report.md", "sessions.jsonl", "firmware.json"):
-                (out / name).unlink(missing_ok=True)
     elif (out / RESULTS).exists() and not force:
         raise UserError(f"{out} holds results.jsonl but no {IDENTITY}; choose another --out, or --force")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(identity, indent=1))
-    os.replace(tmp, path)
+    return False
+
+
+def prepare_out(out: Path, identity: dict, force: bool) -> dict[int, dict]:
+    """Create OUT or reopen it for the same evaluation (checked by ``check_out``);
+    returns the results so far. An OUT that cannot be written is a UserError."""
+    resumed = check_out(out, identity, force)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            for name in (RESULTS, SUMMARY, "report.md", "sessions.jsonl", "firmware.json"):
+                (out / name).unlink(missing_ok=True)
+        path = out / IDENTITY
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(identity, indent=1))
+        os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"cannot write to --out {out}: {error.strerror or error}") from None
     return read_results(out / RESULTS)
 
 
@@ -137,31 +166,65 @@ def read_results(path: Path) -> dict[int, dict]:
 
 
 def _append(path: Path, row: dict) -> None:
+    """One whole line, fsynced; a file that cannot take it is a UserError, and
+    keeps the lines it had (a line cut by a short write is removed)."""
     line = (json.dumps(row, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)  # one write: the line is whole, or cut and removed on resume
-        os.fsync(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise _unwritable(path, error) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, line)  # one write: the line is whole, or cut and removed
+            if written != len(line):
+                raise OSError(errno.EFBIG, f"only {written} of {len(line)} bytes written")
+            os.fsync(fd)
+        except OSError as error:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # read_results drops a cut line on resume
+            raise _unwritable(path, error) from None
     finally:
         os.close(fd)
 
 
+def _unwritable(path: Path, error: OSError) -> UserError:
+    """The error for a results.jsonl that cannot take another line."""
+    kept = len(read_results(path)) if path.is_file() else 0
+    return UserError(f"cannot write {path}: {error.strerror or error}; the {kept} sentence(s) recorded so far are "
+                     "kept: make room or fix it, then run the same command again to continue")
+
+
 # -- talking to the board ----------------------------------------------------
 class SentenceFailed(Exception):
-    pass
+    """The board gave no answer to a sentence (``code`` None), or answered it with
+    an error (``code``: the status name, e.g. BAD_UTF8)."""
+
+    def __init__(self, reason: str, code: str | None = None):
+        super().__init__(reason)
+        self.code = code
 
 
 def ask(link: Link, request, resets: int, stats: dict):
-    """``request(device)`` with retries; ``stats`` counts them. SentenceFailed names the reason."""
+    """``request(device)`` with retries; ``stats`` counts them, and gets
+    ``answer_s``: the seconds of the exchange that was answered (the time of
+    the retries and resets before it is link time). SentenceFailed names the
+    reason."""
     link_retries = board_resets = 0
     while True:
+        started = time.perf_counter()
         try:
-            return request(link.device)
-        except DeviceError as error:
-            if error.status not in LINK_STATUSES:
-                raise SentenceFailed(str(error)) from None
+            reply = request(link.device)
+            stats["answer_s"] = time.perf_counter() - started
+            return reply
+        except LinkGarbled as error:  # no reply arrived whole: send again
             link_retries += 1
             reason = f"the link garbled {link_retries} exchanges in a row ({error})"
+        except DeviceError as error:  # the board's own answer to this request
+            name = Status(error.status).name if error.status in Status._value2member_map_ else f"0x{error.status:02x}"
+            raise SentenceFailed(str(error), name) from None
         except DeviceRestarted as error:
             link_retries += 1
             reason = str(error)
@@ -201,14 +264,14 @@ def check_board(info: dict, manifest: dict, art_dir: Path, board: Board) -> dict
     return info
 
 
-def _same_firmware_mode(out: Path, info: dict, resumed: bool) -> None:
-    """Results of one evaluation come from one firmware mode (backend, full length)."""
+def _firmware_mode(out: Path, info: dict, resumed: bool) -> dict:
+    """Results of one evaluation come from one firmware mode (backend, full length). Reads only."""
     mode = {"backend": info.get("backend"), "full_length": info.get("full_length")}
     path = out / "firmware.json"
     if resumed and path.is_file() and json.loads(path.read_text()) != mode:
         raise UserError(f"{out} was started on firmware {json.loads(path.read_text())}, the board now runs {mode}; "
                         "choose another --out, or --force to start over")
-    path.write_text(json.dumps(mode))
+    return mode
 
 
 def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict:
@@ -239,14 +302,18 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
 
 def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions) -> Link:
     """The board: the port given; else, for a qemu board, deploy's running
-    emulator or a fresh one of the built firmware."""
+    emulator or a fresh one of the built firmware. Deploy's emulator, named
+    by its URL or not, is reached under its lock (one client at a time)."""
     from embbert.harness import emulator
 
+    build_dir = art_dir / "build" / board.name
     if port is not None:
-        return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
+        state = emulator.running(build_dir) if board.kind == "qemu" else None
+        if state is None or state["url"] != port:
+            return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
+        return QemuLink(board, Path(state["elf"]), options.timeout, build_dir, options.fault_rate, options.fault_seed)
     if board.kind != "qemu":
         raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
-    build_dir = art_dir / "build" / board.name
     elf = build_dir / "firmware.elf"
     if not elf.is_file():
         raise UserError(f"no firmware for {board.name} in {build_dir}; run `embbert deploy {art_dir} --board {board.name}`")
@@ -280,58 +347,80 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
         sentences = sentences[:options.limit]
     if not sentences:
         raise UserError("no sentences to evaluate")
-    done = prepare_out(out, _identity(manifest, board, data_identity, options.limit), options.force)
+    identity = _identity(manifest, board, data_identity, options.limit)
+    resumed = check_out(out, identity, options.force)
     reference = HostReference(art_dir, manifest)
-    todo = [s for s in sentences if s.index not in done]
     stats = {"retries": 0, "resets": 0}
-    session = {"started_unix": round(time.time(), 1), "resumed_with": len(done)}
     with open_link(board, art_dir, port, options) as link:
         try:
             info = ask(link, Device.info, options.resets, stats)
         except SentenceFailed as error:
             raise UserError(f"{board.name} does not answer INFO: {error}") from None
         check_board(info, manifest, art_dir, board)
-        _same_firmware_mode(out, info, resumed=bool(done))
+        mode = _firmware_mode(out, info, resumed)
+        # the board is the artifact's: only now is anything written
+        done = prepare_out(out, identity, options.force)
+        try:
+            (out / "firmware.json").write_text(json.dumps(mode))
+        except OSError as error:
+            raise UserError(f"cannot write to --out {out}: {error.strerror or error}") from None
+        session = {"started_unix": round(time.time(), 1), "resumed_with": len(done)}
         with link.faults_suspended():  # the price of bytes on this link, not of its faults
             cost = serial_cost(link.device)
-        unit = info["counter"]
-        counts = Progress(done=len(done), correct=sum(r.get("correct", False) for r in done.values()),
-                          failed=sum(r["status"] != "ok" for r in done.values()))
-        slowest = 0.0
-        with progress_bar(f"eval {manifest['model']} on {board.name}", len(sentences), len(done)) as bar:
-            bar.update(counts.done, counts.status())
-            for sentence in todo:
-                host = reference(sentence.text)
-                row = {"index": sentence.index, "label": sentence.label, "text": sentence.text[:200],
-                       **{k: v for k, v in host.items() if k != "ids"}, "host_n_tokens": host["n_tokens"]}
-                before = dict(stats)
-                link.device.timeout = options.timeout if slowest == 0 else min(options.timeout, max(2.0, 4 * slowest))
-                t0 = time.perf_counter()
-                try:
-                    reply = ask(link, lambda device: device.classify(sentence.text), options.resets, stats)
-                except SentenceFailed as error:
-                    row.update(status="failed", error=str(error))
-                    counts.failed += 1
-                else:
-                    seconds = time.perf_counter() - t0
-                    if stats == before:
-                        slowest = max(slowest, seconds)
-                    row.update(status="ok", device_label=reply["label"], device_logits=reply["logits"],
-                               n_tokens=reply["n_tokens"], counter=reply[unit],
-                               tokenize_counter=reply.get(f"tokenize_{unit}"),
-                               round_trip_s=round(seconds, 6),
-                               wire_bytes=sum(link.device.last_wire_bytes),
-                               correct=reply["label"] == sentence.label,
-                               bit_exact=reply["logits"] == host["host_logits"])
-                    counts.correct += row["correct"]
-                row.update(retries=stats["retries"] - before["retries"], resets=stats["resets"] - before["resets"])
-                counts.retries = stats["retries"]
-                _append(out / RESULTS, row)
-                counts.done += 1
-                bar.update(counts.done, counts.status())
+        _classify_all(link, sentences, done, reference, manifest, board, info, options, stats, out)
         faults = link.fault_counts()
-    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(todo), **stats)
-    summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, unit, faults, session,
-                        out, reference.has_float)
-    write_summary(out, summary)
+    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(sentences) - len(done), **{
+        k: stats[k] for k in ("retries", "resets")})
+    try:
+        summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, info["counter"], faults,
+                            session, out, reference.has_float)
+        write_summary(out, summary)
+    except OSError as error:
+        raise UserError(f"cannot write the summary in {out}: {error.strerror or error}; the results are kept: "
+                        "run the same command again to write it") from None
     return summary
+
+
+def _classify_all(link: Link, sentences: list[Sentence], done: dict[int, dict], reference: HostReference,
+                  manifest: dict, board: Board, info: dict, options: EvalOptions, stats: dict, out: Path) -> None:
+    """CLASSIFY each sentence not yet done, appending its line to results.jsonl."""
+    unit = info["counter"]
+    counts = Progress(done=len(done), correct=sum(r.get("correct", False) for r in done.values()),
+                      failed=sum(r["status"] != "ok" for r in done.values()))
+    slowest = 0.0
+    with progress_bar(f"eval {manifest['model']} on {board.name}", len(sentences), len(done)) as bar:
+        bar.update(counts.done, counts.status())
+        for sentence in (s for s in sentences if s.index not in done):
+            text = fit_text(sentence.text, info)  # what the board is sent, and so what the host classifies
+            payload = text.encode("utf-8")
+            host = reference(text)
+            row = {"index": sentence.index, "label": sentence.label, "text": sentence.text[:200],
+                   "clipped": text != sentence.text,
+                   **{k: v for k, v in host.items() if k != "ids"}, "host_n_tokens": host["n_tokens"]}
+            before = dict(stats)
+            link.device.timeout = options.timeout if slowest == 0 else min(options.timeout, max(2.0, 4 * slowest))
+            t0 = time.perf_counter()
+            try:
+                reply = ask(link, lambda device: device.call(Command.CLASSIFY, payload).json(), options.resets, stats)
+            except SentenceFailed as error:
+                row.update(status="failed", error=str(error), error_code=error.code, correct=False)
+                counts.failed += 1
+            else:
+                answer_s = stats["answer_s"]
+                if stats["retries"] == before["retries"] and stats["resets"] == before["resets"]:
+                    slowest = max(slowest, answer_s)
+                row.update(status="ok", device_label=reply["label"], device_logits=reply["logits"],
+                           n_tokens=reply["n_tokens"], counter=reply[unit],
+                           tokenize_counter=reply.get(f"tokenize_{unit}"),
+                           round_trip_s=round(answer_s, 6),
+                           wire_bytes=sum(link.device.last_wire_bytes),
+                           correct=reply["label"] == sentence.label,
+                           bit_exact=reply["logits"] == host["host_logits"])
+                counts.correct += row["correct"]
+            # retries, PINGs and resets before the answer: link time, not the board's
+            row.update(link_s=round(time.perf_counter() - t0 - row.get("round_trip_s", 0.0), 6),
+                       retries=stats["retries"] - before["retries"], resets=stats["resets"] - before["resets"])
+            counts.retries = stats["retries"]
+            _append(out / RESULTS, row)
+            counts.done += 1
+            bar.update(counts.done, counts.status())

@@ -65,15 +65,20 @@ class FaultyPort:
 
 
 def open_port(url: str, baudrate: int, timeout: float, log_path: str | None = None) -> Device:
-    """A Device on a port; a missing or busy port is one clear UserError."""
+    """A Device on a port; a bad URL, a missing or a busy port is one clear UserError."""
     import serial
+
+    from embbert.device.lock import holder
 
     try:
         return Device(url, baudrate, timeout, log_path)
+    except ValueError as error:  # pyserial: an unknown URL scheme or a bad argument
+        raise UserError(f"port {url}: {error}; give a serial port (/dev/ttyACM0) or a pyserial URL "
+                        "(socket://HOST:PORT)") from None
     except serial.SerialException as error:
         text = str(error)
         if "exclusively lock" in text or "Device or resource busy" in text or "Errno 16" in text:
-            raise UserError(f"port {url} is in use by another program; close it (a serial monitor?) and retry") from None
+            raise UserError(f"port {url} is in use by {holder(url)}; close it (a serial monitor?) and retry") from None
         if url.startswith("socket://"):
             raise UserError(f"nothing answers at {url} ({text}); is the emulator running? "
                             "`embbert deploy` starts one and prints its URL") from None
@@ -159,8 +164,8 @@ class Link:
 class QemuLink(Link):
     """A qemu board. Without ``background`` the harness starts (and stops)
     its own emulator of ``elf``. With ``background`` (a build folder whose
-    emulator `embbert deploy` left running) it talks to that one, and a hard
-    reset restarts it on the same firmware."""
+    emulator `embbert deploy` left running) it talks to that one, holding its
+    lock until closed, and a hard reset restarts it on the same firmware."""
 
     restarts_board = True
 
@@ -168,15 +173,20 @@ class QemuLink(Link):
                  fault_rate: float = 0.0, fault_seed: int = 0):
         super().__init__(board, fault_rate, fault_seed)
         self.elf, self.timeout, self.background = Path(elf), timeout, background
-        self._qemu = None
+        self._qemu = self._lock = None
         if background is None:
             self._start_own()
         else:
-            state = emulator.running(background)
-            if state is None:
-                raise UserError(f"no emulator of {board.name} is running for {background}; "
-                                "run `embbert deploy` again, or leave out --port to let eval start one")
-            self._connect(state, fresh=False)
+            self._lock = emulator.lock(background).acquire()
+            try:
+                state = emulator.running(background)
+                if state is None:
+                    raise UserError(f"no emulator of {board.name} is running for {background}; "
+                                    "run `embbert deploy` again, or leave out --port to let eval start one")
+                self._connect(state, fresh=False)
+            except BaseException:
+                self._lock.release()
+                raise
 
     def _start_own(self) -> None:
         from embbert.device.qemu import QemuDevice
@@ -193,7 +203,7 @@ class QemuLink(Link):
 
     def hard_reset(self) -> None:
         self.resets += 1
-        self.close()
+        self._disconnect()
         if self.background is None:
             self._start_own()
         else:
@@ -201,13 +211,18 @@ class QemuLink(Link):
         if not self.alive():
             raise BoardUnresponsive(f"{self.board.name} does not answer after restarting the emulator")
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         self._retire_fault()
         if self._qemu is not None:
             self._qemu.stop()
             self._qemu = None
         elif getattr(self, "device", None) is not None:
             self.device.close()
+
+    def close(self) -> None:
+        self._disconnect()
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _soft_reset(device: Device, timeout: float) -> None:

@@ -110,7 +110,9 @@ def write_report(out: Path, summary: dict) -> None:
         lines += [f"Throughput including serial time: {tp['sentences_per_s']:.2f} sentences/s "
                   f"(median round trip {tp['round_trip_s_median'] * 1e3:.1f} ms). "
                   + (f"Serial time is {share:.1%} of on-device time (measured PING cost of this link)."
-                     if share is not None else ""), ""]
+                     if share is not None else "")
+                  + (f" Retries and resets took {tp['retry_and_reset_s_total']:.1f} s of link time."
+                     if tp.get("retry_and_reset_s_total") else ""), ""]
     faults = link.get("fault_injection")
     lines += [f"Link: {link['retries']} retries, {link['hard_resets']} hard resets"
               + (f"; fault injection at {faults['rate']:.1%}: {faults['corrupted_bytes']} bytes corrupted, "
@@ -122,6 +124,9 @@ def write_report(out: Path, summary: dict) -> None:
               f"| {_fmt(mem['arena_bytes'])} B | {_fmt(mem['flash_bytes'])} B | {_fmt(mem['ram_bytes'])} B "
               f"| {_fmt(mem['paper_int8_total_bytes'])} B |", ""]
     if summary["failures"]:
-        lines += ["## Failures", ""] + [f"- sentence {f['index']}: {f['error']}" for f in summary["failures"]] + [""]
+        lines += (["## Failures", "", f"{summary['failed']} sentence(s) failed; each counts as wrong in the device "
+                   "accuracy." + (" The first 50:" if summary["failed"] > 50 else ""), ""]
+                  + [f"- sentence {f['index']}: " + (f"device error {f['error_code']}: " if f.get("error_code") else "")
+                     + f["error"] for f in summary["failures"]] + [""])
     lines += [f"![{name}]({name})" for name in images]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -42,17 +42,23 @@ def _latency(ok: list[dict], unit: str, board: Board) -> dict:
     return {"latency": latency, "latency_per_token": per_token}
 
 
-def _serial(ok: list[dict], cost: dict) -> dict:
+def _serial(ok: list[dict], rows: list[dict], cost: dict) -> dict:
+    """Time on the link and on the board. ``round_trip_s`` is the exchange that
+    was answered; the retries, PINGs and resets before it (``link_s``) are
+    link time, so they never count as the board's."""
     round_trip = np.array([r["round_trip_s"] for r in ok], float)
-    out = {"sentences_per_s": float(len(ok) / round_trip.sum()), "round_trip_s_median": float(np.median(round_trip)),
-           "link_cost": cost}
+    retry_s = float(sum(r.get("link_s", 0.0) for r in rows))
+    out = {"sentences_per_s": float(len(rows) / (round_trip.sum() + retry_s)),
+           "round_trip_s_median": float(np.median(round_trip)), "round_trip_s_total": float(round_trip.sum()),
+           "retry_and_reset_s_total": retry_s, "link_cost": cost}
     if cost.get("per_byte_s") is None:
         return out
     serial = np.array([cost["fixed_s"] + cost["per_byte_s"] * r["wire_bytes"] for r in ok])
     serial = np.minimum(serial, round_trip)
     on_device = round_trip - serial
     out.update(serial_s_total=float(serial.sum()), on_device_s_total=float(on_device.sum()),
-               serial_overhead_share=float(serial.sum() / max(on_device.sum(), 1e-9)))
+               serial_overhead_share=float(serial.sum() / max(on_device.sum(), 1e-9)),
+               link_s_total=float(serial.sum()) + retry_s)
     return out
 
 
@@ -74,8 +80,9 @@ def summarize(results: dict[int, dict], manifest: dict, board: Board, info: dict
         "full_length": info.get("full_length"), "firmware": info.get("firmware"),
         "model_sha256": manifest["model_file"]["sha256"],
         "sentences": len(rows), "ok": len(ok), "failed": len(rows) - len(ok),
-        "failures": [{"index": r["index"], "error": r["error"]} for r in rows if r["status"] != "ok"][:50],
-        "accuracy_device": _share(r["correct"] for r in ok),
+        "failures": [{"index": r["index"], "error_code": r.get("error_code"), "error": r["error"]}
+                     for r in rows if r["status"] != "ok"][:50],
+        "accuracy_device": _share(r["status"] == "ok" and r["correct"] for r in rows),  # a failed sentence is wrong
         "accuracy_host_int8": _share(r["host_label"] == r["label"] for r in rows),
         "accuracy_float": _share(r["float_label"] == r["label"] for r in rows) if has_float else None,
         "bit_exact_fraction": _share(r["bit_exact"] for r in ok),
@@ -83,7 +90,7 @@ def summarize(results: dict[int, dict], manifest: dict, board: Board, info: dict
         "agreement_device_vs_float": _share(r["device_label"] == r["float_label"] for r in ok) if has_float else None,
         "token_count_match_fraction": _share(r["n_tokens"] == r["host_n_tokens"] for r in ok),
         **(_latency(ok, unit, board) if ok else {}),
-        "throughput": _serial(ok, cost) if ok else None,
+        "throughput": _serial(ok, rows, cost) if ok else None,
         "link": {"retries": sum(r["retries"] for r in rows), "hard_resets": sum(r["resets"] for r in rows),
                  "fault_injection": faults},
         "memory": {"flash_bytes": info.get("flash_bytes"), "ram_bytes": info.get("ram_bytes"),
