@@ -87,6 +87,15 @@ def test_full_length_logits_are_bit_identical_to_tflite_micro(family_art, tmp_pa
     assert got == ref
 
 
+def test_optimized_kernels_plain_c_path_is_bit_identical_on_the_host(family_art, tmp_path_factory):
+    """kernels/optimized without the DSP extension (the host's g++): its plain-C loops."""
+    seqs, L = _sentences(family_art, 30)
+    ref = artifact_micro_logits(family_art, seqs)
+    exe = build_host(family_art / "model.tflite", tmp_path_factory.mktemp("aot-optimized"), kernels="optimized")
+    with HostModel(exe) as hm:
+        assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
+
+
 def test_length_aware_mode_matches_on_real_sentences(art, host):
     """Only the n real tokens are computed; padded keys are masked in the
     graph, so the logits are expected (not guaranteed) to match: count them."""

@@ -3,7 +3,9 @@
 Prepare happens here, in Python (quant.py mirrors TFLite-Micro's Prepare);
 Eval is the generated `embbert_aot::Infer(ids, n, logits)`, which calls
 TFLite-Micro's reference kernels (headers from the pinned wheels, see
-headers.py) and the few kernels in firmware/src/backends/aot/aot_ops.h.
+headers.py), the few kernels in firmware/src/backends/aot/aot_ops.h and the
+kernels of firmware/src/backends/aot/kernels/<KERNELS>/ (the board's choice:
+TFLite-Micro's reference, or ours, bit-exact with it).
 
 - Weights are `static const` arrays (flash on a microcontroller).
 - Activations live in one static arena at offsets planned here from each
@@ -75,16 +77,36 @@ def _alias_roots(g: Graph) -> dict[int, int]:
     return roots
 
 
-def _scratch_bytes(g: Graph, op: Op) -> int:
-    """Per-op scratch (MEAN/SUM: an int32 sum per output element)."""
-    if op.kind in ("MEAN", "SUM"):
-        return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
-    if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):  # the transposed RHS
-        return int(np.prod(g.tensors[op.inputs[1]].static_shape))
+# The kernels under the generated code (firmware/src/backends/aot/kernels/<name>/,
+# chosen per board: board.toml build.aot_kernels): TFLite-Micro's reference
+# kernels, or ours, bit-exact with them.
+KERNELS = ("reference", "optimized")
+
+
+def matmul_scratch_bytes(depth: int) -> int:
+    """kernels/optimized/matmul.h ScratchBytes: 4 rows of depth (rounded up to 4) as int16."""
+    return 4 * ((depth + 3) // 4) * 4 * 2
+
+
+def _transposed_rhs_bytes(g: Graph, op: Op) -> int:
+    """BATCH_MATMUL without adj_y: the RHS transposed into scratch first (batch_matmul.cc)."""
+    if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):
+        return _align(int(np.prod(g.tensors[op.inputs[1]].static_shape)))
     return 0
 
 
-def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
+def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
+    """Per-op scratch (MEAN/SUM: an int32 sum per output element; BATCH_MATMUL
+    without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
+    if op.kind in ("MEAN", "SUM"):
+        return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    size = _transposed_rhs_bytes(g, op)
+    if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
+        size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
+    return size
+
+
+def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
     roots = _alias_roots(g)
     bufs: dict[int, Buffer] = {}
 
@@ -107,7 +129,7 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
             touch(t, k, True)
     for t in g.outputs:
         touch(t, len(g.ops), False)
-    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op))}
+    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op, kernels))}
     everything = list(bufs.values()) + list(scratch.values())
     placed: list[Buffer] = []
     for b in sorted(everything, key=lambda b: (-b.size, b.first)):
@@ -123,7 +145,7 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
     return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
 
 
-def schedule(g: Graph) -> None:
+def schedule(g: Graph, kernels: str = "reference") -> None:
     """Reorder g.ops to shrink the arena: each op as late as possible (right
     before its first consumer), kept only if the plan gets smaller. The order of
     independent ops changes no arithmetic; every op computes the same tensor."""
@@ -132,7 +154,7 @@ def schedule(g: Graph) -> None:
     sizes = []
     for order in candidates:
         g.ops = order
-        sizes.append(plan_arena(g)[2])
+        sizes.append(plan_arena(g, kernels)[2])
     g.ops = candidates[sizes.index(min(sizes))]  # first of the smallest: the original order on a tie
 
 
@@ -214,10 +236,13 @@ def _carray(values, per_line: int = 24) -> str:
 
 
 class Emitter:
-    def __init__(self, g: Graph):
-        schedule(g)
+    def __init__(self, g: Graph, kernels: str = "reference"):
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
+        schedule(g, kernels)
         self.g = g
-        self.bufs, self.scratch, self.arena_bytes = plan_arena(g)
+        self.kernels = kernels
+        self.bufs, self.scratch, self.arena_bytes = plan_arena(g, kernels)
         self.consts: list[str] = []
         self.body: list[str] = []
         self.const_names: dict[int, str] = {}
@@ -389,33 +414,30 @@ class Emitter:
             lines.append(f"  memcpy(o, {self.t(i)} + r * ({chunk}), sizeof({ctype}) * ({chunk})); o += {chunk};")
         return lines + ["}"]
 
+    def _scratch(self, op, skip: int = 0) -> str:
+        return f"g_arena + {self.scratch[op.index].offset + skip}" if op.index in self.scratch else "nullptr"
+
+    def _matmul_params(self, x, w, o, mults, shifts) -> list[str]:
+        """kernels::MatMulParams p (kernel_params.h)."""
+        return [f"static const int32_t mult[] = {_carray(mults)};", f"static const int shift[] = {_carray(shifts)};",
+                f"const embbert_aot::kernels::MatMulParams p = {{{-x.zero_point}, {-w.zero_point}, {o.zero_point}, "
+                f"mult, shift, {'true' if len(mults) > 1 else 'false'}}};"]
+
     def op_fully_connected(self, op):
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
         units, depth = w.static_shape
-        xs = self.shape(x.index)
-        rows = _prod(xs[:-1]) or "1"
-        lines = [f"const int32_t dx[] = {{{rows}, {depth}}};", f"const int32_t dw[] = {{{units}, {depth}}};",
-                 f"const int32_t db[] = {{{units}}};", f"const int32_t dout[] = {{{rows}, {units}}};",
-                 "tflite_micro::FullyConnectedParams p = {};",
-                 f"p.input_offset = {-x.zero_point}; p.weights_offset = {-w.zero_point}; "
-                 f"p.output_offset = {o.zero_point};",
-                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;"]
-        b = self.t(bias) if bias >= 0 else "nullptr"
-        args = (f"tflite_micro::RuntimeShape(2, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(2, dw), "
-                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, tflite_micro::RuntimeShape(2, dout), "
-                f"{self.t(o.index)}")
+        rows = _prod(self.shape(x.index)[:-1]) or "1"
         if len(w.scale) > 1:
             mults, shifts = quant.per_channel_multipliers(x.s, w.scale, o.s)
-            lines += [f"static const int32_t mult[] = {_carray(mults)};", f"static const int shift[] = {_carray(shifts)};",
-                      f"tflite_micro::reference_integer_ops::FullyConnectedPerChannel<int8_t, int8_t, int8_t, int32_t>"
-                      f"(p, mult, shift, {args});"]
         else:
-            m, s = quant.quantize_multiplier(quant.conv_multiplier(x.s, w.s, o.s))
-            lines += [f"p.output_multiplier = {m}; p.output_shift = {s};",
-                      f"tflite_micro::reference_integer_ops::FullyConnected<int8_t, int8_t, int8_t, int32_t>(p, {args});"]
-        return lines
+            m, sh = quant.quantize_multiplier(quant.conv_multiplier(x.s, w.s, o.s))
+            mults, shifts = [m], [sh]
+        b = self.t(bias) if bias >= 0 else "nullptr"
+        return self._matmul_params(x, w, o, mults, shifts) + [
+            f"embbert_aot::kernels::FullyConnected(p, {self.t(x.index)}, {rows}, {self.t(w.index)}, {units}, {depth}, "
+            f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
 
     def _reduce(self, op, compute_sum: bool):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -525,24 +547,22 @@ class Emitter:
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
-        sa = sa[:-2] + [sa[-1], sa[-2]]  # TFLite-Micro views the LHS as <..., B, A> (SwapRowColumnDims)
         rhs = self.t(b.index)
         pre = []
         if not op.options.get("adjY"):  # batch_matmul.cc: TransposeRowsColumns(rhs) into a buffer first
             rank = len(sb)
             perm = list(range(4 - rank)) + [4 - rank + i for i in range(rank - 2)] + [3, 2]
-            rhs = f"reinterpret_cast<int8_t*>(g_arena + {self.scratch[op.index].offset})"
+            rhs = f"reinterpret_cast<int8_t*>({self._scratch(op)})"
             pre = [self.dims("drhs", self._rank4(sb)), f"const int perm[] = {{{', '.join(map(str, perm))}}};",
                    f"embbert_aot::Transpose4<int8_t>({self.t(b.index)}, drhs, perm, {rhs});"]
             sb = sb[:-2] + [sb[-1], sb[-2]]
-        return pre + [self.dims("da", sa), self.dims("db", sb), self.dims("dout", o.shape),
-                "tflite_micro::FullyConnectedParams p = {};",
-                f"p.input_offset = {-a.zero_point}; p.weights_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
-                f"p.output_multiplier = {m}; p.output_shift = {s};",
-                "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-                "// TFLite-Micro passes the RHS first (batch_matmul.cc EvalInt8)",
-                f"tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(p, {self.rs('db', sb)}, {rhs}, "
-                f"{self.rs('da', sa)}, {self.t(a.index)}, {self.rs('dout', o.shape)}, {self.t(o.index)});"]
+        if op.options.get("adjX") or [dim_c(d) for d in sa[:-2]] != [dim_c(d) for d in sb[:-2]]:
+            raise AotUnsupported(f"op {op.index} BATCH_MATMUL with adj_x or broadcast batch dims {sa} {sb}")
+        batch = _prod(sa[:-2]) or "1"
+        scratch = self._scratch(op, _transposed_rhs_bytes(self.g, op))
+        return pre + self._matmul_params(a, b, o, [m], [s]) + [
+            f"embbert_aot::kernels::BatchMatMul(p, {self.t(a.index)}, {rhs}, {batch}, {dim_c(sa[-2])}, "
+            f"{dim_c(sb[-2])}, {dim_c(sa[-1])}, {self.t(o.index)}, {scratch});"]
 
     def op_softmax(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -585,30 +605,32 @@ def _static4(shape: list[int]) -> list[Dim]:
 
 # ---------------------------------------------------------------- MACs
 
+def op_macs(g: Graph, op: Op, n: int) -> int:
+    """Multiply-accumulates of one op on n tokens (FC, conv, batch matmul; 0 for the rest)."""
+    o = g.tensors[op.outputs[0]]
+    out = int(np.prod([dim_eval(d, n) for d in o.shape]))
+    if op.kind == "FULLY_CONNECTED":
+        return out * g.tensors[op.inputs[1]].static_shape[1]
+    if op.kind == "CONV_2D":
+        w = g.tensors[op.inputs[1]].static_shape
+        return out * w[1] * w[2] * w[3]
+    if op.kind == "DEPTHWISE_CONV_2D":
+        w = g.tensors[op.inputs[1]].static_shape
+        return out * w[1] * w[2]
+    if op.kind == "BATCH_MATMUL":
+        return out * dim_eval(g.tensors[op.inputs[0]].shape[-1], n)
+    return 0
+
+
 def macs(g: Graph, n: int) -> int:
-    """Multiply-accumulates of one inference on n tokens (FC, conv, batch matmul)."""
-    total = 0
-    for op in g.ops:
-        o = g.tensors[op.outputs[0]]
-        out = int(np.prod([dim_eval(d, n) for d in o.shape]))
-        if op.kind == "FULLY_CONNECTED":
-            total += out * g.tensors[op.inputs[1]].static_shape[1]
-        elif op.kind == "CONV_2D":
-            w = g.tensors[op.inputs[1]].static_shape
-            total += out * w[1] * w[2] * w[3]
-        elif op.kind == "DEPTHWISE_CONV_2D":
-            w = g.tensors[op.inputs[1]].static_shape
-            total += out * w[1] * w[2]
-        elif op.kind == "BATCH_MATMUL":
-            a = g.tensors[op.inputs[0]].shape
-            total += out * dim_eval(a[-1], n)
-    return total
+    """Multiply-accumulates of one inference on n tokens."""
+    return sum(op_macs(g, op, n) for op in g.ops)
 
 
 # ---------------------------------------------------------------- files
 
-def generate(g: Graph, model_sha256: str) -> tuple[str, str, dict]:
-    em = Emitter(g)
+def generate(g: Graph, model_sha256: str, kernels: str = "reference") -> tuple[str, str, dict]:
+    em = Emitter(g, kernels)
     em.emit()
     out = g.tensors[g.outputs[0]]
     n_logits = int(np.prod(out.static_shape))
@@ -635,17 +657,19 @@ void Infer(const int32_t* ids, int n, int8_t* logits);
     body = "\n".join(em.body)
     source = f"""// Generated by embbert convert (convert/aot) from model.tflite sha256 {model_sha256}.
 // Eval of the int8 graph: TFLite-Micro's reference kernels (from the pinned
-// wheels' headers) with parameters precomputed at convert time.
+// wheels' headers) or, for FULLY_CONNECTED and BATCH_MATMUL, the kernels of the
+// folder on the include path (kernels: {kernels}), with parameters precomputed
+// at convert time.
 #include "model_aot.h"
 
 #include <string.h>
 
 #include "aot_ops.h"
-#include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
+#include "batch_matmul.h"     // kernels/<reference|optimized>/, per board
+#include "fully_connected.h"  // idem
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
-#include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
 #include "tensorflow/lite/kernels/internal/reference/reduce.h"
@@ -675,6 +699,6 @@ void Infer(const int32_t* ids, int n, int8_t* logits) {{
 
 }}  // namespace embbert_aot
 """
-    info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits,
+    info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits, "kernels": kernels,
             "macs_full": macs(g, g.L)}
     return header, source, info

@@ -35,6 +35,10 @@ class BuildSpec(_Strict):
     # the environment that adds TFLite-Micro (lib_deps) for the tflm backend; None: the
     # board cannot build tflm (TFLite-Micro's sources are not available), aot is its default
     tflm_env: Optional[str] = None
+    # the kernels under the aot backend's FULLY_CONNECTED and BATCH_MATMUL
+    # (firmware/src/backends/aot/kernels/<name>/): TFLite-Micro's reference
+    # kernels, or ours (ACLE DSP intrinsics where the core has them), bit-exact
+    aot_kernels: Literal["reference", "optimized"] = "reference"
 
 
 class MemorySpec(_Strict):

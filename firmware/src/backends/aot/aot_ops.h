@@ -15,6 +15,16 @@
 
 namespace embbert_aot {
 
+// TFLite-Micro's MultiplyByQuantizedMultiplier(int32_t, ...) (double rounding, the
+// default build: TFLITE_SINGLE_ROUNDING unset), inline for the kernels' inner
+// loops; aot_common.cc defines TFLite-Micro's out-of-line symbol with it.
+inline int32_t MultiplyByQuantizedMultiplierInline(int32_t x, int32_t quantized_multiplier, int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  return gemmlowp::RoundingDivideByPOT(
+      gemmlowp::SaturatingRoundingDoublingHighMul(x * (1 << left_shift), quantized_multiplier), right_shift);
+}
+
 // RSQRT, int8 (elementwise.cc RsqrtEvalQuantized). Prepare's multiplier and
 // shift come from convert/aot/quant.py (SetRsqrtOutputMultiplier).
 inline void RsqrtInt8(const int8_t* in, int8_t* out, int size, int32_t input_offset, int32_t output_offset,

@@ -1,0 +1,25 @@
+// Parameters of the aot kernels, shared by both implementations:
+// reference/ (TFLite-Micro's reference kernels, the oracle) and optimized/
+// (ours). The code generator (convert/aot/codegen.py) fills them at build
+// time; the board description picks the folder (board.toml build.aot_kernels).
+#pragma once
+#include <stdint.h>
+
+namespace embbert_aot {
+namespace kernels {
+
+// out[r][u] = clamp(MultiplyByQuantizedMultiplier(sum_k (x[r][k] + x_offset) * (w[u][k] + w_offset)
+//                                                 + bias[u], multiplier, shift) + out_offset, -128, 127)
+// FULLY_CONNECTED: x the input [rows, depth], w the weights [units, depth].
+// BATCH_MATMUL (adj_y): x the LHS [rows, depth], w the RHS [units, depth].
+struct MatMulParams {
+  int32_t x_offset;           // minus x's zero point
+  int32_t w_offset;           // minus w's zero point
+  int32_t out_offset;         // the output's zero point
+  const int32_t* multiplier;  // [units] when per_channel, else [1]
+  const int* shift;           // idem
+  bool per_channel;
+};
+
+}  // namespace kernels
+}  // namespace embbert_aot

@@ -1,0 +1,221 @@
+// The int8 matrix product under FULLY_CONNECTED and BATCH_MATMUL (ours).
+//
+// out[r][u] = requantize(sum_k (x[r][k] + x_offset) * (w[u][k] + w_offset) + bias[u])
+//
+// Four rows of x at a time are widened once to int16, offset added, into
+// scratch, in the order SMLAD pairs them with a word of w: [x0 x2 x1 x3] per
+// 4 k. Then each w row is read once per 4 rows: one word of 4 int8 gives two
+// int16 pairs (SXTAB16 and SXTAB16 ROR 8, w_offset added in the same
+// instruction), each used by 4 SMLADs. Per 16 MACs: 1 load and 2 extends of
+// w, 4 double-word loads of x, 8 SMLAD. Integer sums are exact in any order,
+// so the result is the reference kernel's bit for bit; the requantization is
+// TFLite-Micro's (MultiplyByQuantizedMultiplierInline).
+//
+// With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
+// intrinsics; elsewhere the same loops in plain C.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#include "aot_ops.h"  // gemmlowp's RoundingDivideByPOT (through TFLite-Micro's common.h)
+#include "kernel_params.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define EMBBERT_AOT_DSP 1
+#else
+#define EMBBERT_AOT_DSP 0
+#endif
+
+namespace embbert_aot {
+namespace kernels {
+namespace matmul {
+
+constexpr int kRows = 4;  // rows of x per block
+
+// int16 scratch for one block: kRows rows of depth rounded up to 4
+constexpr int ScratchBytes(int depth) { return kRows * ((depth + 3) / 4) * 4 * 2; }
+
+inline uint32_t Word(const int8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);  // one LDR (unaligned access is allowed on ARMv7-M)
+  return v;
+}
+
+#if EMBBERT_AOT_DSP
+// __sxtab16(a, __ror(b, 8)) in one instruction (GCC 12's arm_acle.h has no __ror,
+// and does not fold a rotate into SXTAB16's operand by itself).
+inline uint32_t Sxtab16Ror8(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#endif
+
+// Rows x[0..R) -> s: per 4 k, per row, the int16 [x0 x2 x1 x3] + offset.
+template <int R>
+inline void PackRows(const int8_t* x, int depth, int32_t offset, int16_t* s) {
+  const int quads = depth / 4;
+#if EMBBERT_AOT_DSP
+  const uint32_t off2 = (static_cast<uint32_t>(offset) & 0xFFFF) | (static_cast<uint32_t>(offset) << 16);
+  uint32_t* out = reinterpret_cast<uint32_t*>(s);
+  for (int q = 0; q < quads; ++q) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint32_t v = Word(x + r * depth + 4 * q);
+      *out++ = __sxtab16(off2, v);
+      *out++ = Sxtab16Ror8(off2, v);
+    }
+  }
+#else
+  for (int q = 0; q < quads; ++q) {
+    for (int r = 0; r < R; ++r) {
+      const int8_t* v = x + r * depth + 4 * q;
+      *s++ = static_cast<int16_t>(v[0] + offset);
+      *s++ = static_cast<int16_t>(v[2] + offset);
+      *s++ = static_cast<int16_t>(v[1] + offset);
+      *s++ = static_cast<int16_t>(v[3] + offset);
+    }
+  }
+#endif
+}
+
+#if EMBBERT_AOT_DSP
+// One quad (4 k) of the R packed rows xs against the w word v: 2 extends, R
+// double-word loads, 2R SMLAD.
+template <int R>
+inline void Quad(const uint32_t* xs, uint32_t v, uint32_t off2, int32_t* a) {
+  const uint32_t even = __sxtab16(off2, v), odd = Sxtab16Ror8(off2, v);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    uint32_t x02, x13;  // the row's [x0 x2] and [x1 x3]: one LDRD (GCC would emit two LDR)
+    __asm("ldrd %0, %1, [%2, %3]" : "=r"(x02), "=r"(x13) : "r"(xs), "I"(8 * r), "m"(*(const uint32_t(*)[2 * R])xs));
+    a[r] = __smlad(x02, even, a[r]);
+    a[r] = __smlad(x13, odd, a[r]);
+  }
+}
+
+// The hot loop for 4 rows, two quads (32 MACs) per iteration in 32 instructions:
+// per quad 1 LDR of w, 2 SXTAB16, 4 LDRD of x, 8 SMLAD; then CMP and BNE.
+// Written out because GCC spills an accumulator here. xs and w advance.
+#define EMBBERT_AOT_QUAD4                          \
+  "ldr %[v], [%[w]], #4\n"                         \
+  "sxtab16 %[o], %[off], %[v], ror #8\n"           \
+  "sxtab16 %[v], %[off], %[v]\n"                   \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a0], %[x0], %[v], %[a0]\n"              \
+  "smlad %[a0], %[x1], %[o], %[a0]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a1], %[x0], %[v], %[a1]\n"              \
+  "smlad %[a1], %[x1], %[o], %[a1]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a2], %[x0], %[v], %[a2]\n"              \
+  "smlad %[a2], %[x1], %[o], %[a2]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a3], %[x0], %[v], %[a3]\n"              \
+  "smlad %[a3], %[x1], %[o], %[a3]\n"
+inline void DotPairsOfQuads4(const uint32_t*& xs, const int8_t*& w, const int8_t* end, uint32_t off2, int32_t* a) {
+  uint32_t v, o, x0, x1;
+  __asm volatile("1:\n" EMBBERT_AOT_QUAD4 EMBBERT_AOT_QUAD4
+                 "cmp %[w], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]), [w] "+r"(w), [xs] "+r"(xs),
+                   [v] "=&r"(v), [o] "=&r"(o), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                 : [off] "r"(off2), [end] "r"(end)
+                 : "cc", "memory");
+}
+#undef EMBBERT_AOT_QUAD4
+#endif
+
+// acc[r] += sum over the whole quads of the packed rows s and the w row.
+template <int R>
+inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_offset, int32_t* acc) {
+#if EMBBERT_AOT_DSP
+  const uint32_t off2 = (static_cast<uint32_t>(w_offset) & 0xFFFF) | (static_cast<uint32_t>(w_offset) << 16);
+  const uint32_t* xs = reinterpret_cast<const uint32_t*>(s);
+  int32_t a[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) a[r] = acc[r];
+  const int8_t* end = w + 4 * (quads & ~1);
+  if (R == 4 && w != end) {
+    DotPairsOfQuads4(xs, w, end, off2, a);
+  } else {
+    while (w != end) {  // two quads per iteration: the loop's own cost over 8R MACs
+      const uint32_t v0 = Word(w), v1 = Word(w + 4);
+      w += 8;
+      Quad<R>(xs, v0, off2, a);
+      Quad<R>(xs + 2 * R, v1, off2, a);
+      xs += 4 * R;
+    }
+  }
+  if (quads & 1) Quad<R>(xs, Word(w), off2, a);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = a[r];
+#else
+  for (int q = 0; q < quads; ++q) {
+    const int32_t w0 = w[0] + w_offset, w1 = w[1] + w_offset, w2 = w[2] + w_offset, w3 = w[3] + w_offset;
+    w += 4;
+    for (int r = 0; r < R; ++r) {
+      acc[r] += s[0] * w0 + s[1] * w2 + s[2] * w1 + s[3] * w3;
+      s += 4;
+    }
+  }
+#endif
+}
+
+// MultiplyByQuantizedMultiplierInline + output offset + clamp, bit for bit,
+// for a multiplier > 0 (QuantizeMultiplier's are in [2^30, 2^31)): gemmlowp's
+// SaturatingRoundingDoublingHighMul divides (a*b + nudge) by 2^31 toward zero,
+// with nudge 2^30 or 1 - 2^30 by the sign of a*b; for a*b < 0 that quotient,
+// ceil((a*b + 1 - 2^30) / 2^31), equals floor((a*b + 2^30) / 2^31), so one
+// rounding shift serves both signs (no branch, no 64-bit division), and it
+// saturates only for a = b = INT32_MIN, which a positive multiplier rules out.
+inline int8_t Requantize(int32_t acc, int32_t multiplier, int shift, int32_t out_offset) {
+  const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const int64_t ab = static_cast<int64_t>(acc * (1 << left)) * multiplier;
+  const int32_t high = static_cast<int32_t>((ab + (int64_t{1} << 30)) >> 31);
+  const int32_t v = gemmlowp::RoundingDivideByPOT(high, right) + out_offset;
+#if EMBBERT_AOT_DSP
+  return static_cast<int8_t>(__ssat(v, 8));
+#else
+  return static_cast<int8_t>(v < -128 ? -128 : (v > 127 ? 127 : v));
+#endif
+}
+
+// R rows of x (stride depth) against all units of w; out rows at stride out_stride.
+template <int R>
+inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
+                  int8_t* out, int out_stride, int16_t* scratch) {
+  PackRows<R>(x, depth, p.x_offset, scratch);
+  const int quads = depth / 4;
+  for (int u = 0; u < units; ++u) {
+    const int8_t* wu = w + u * depth;
+    int32_t acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = bias ? bias[u] : 0;
+    DotQuads<R>(scratch, wu, quads, p.w_offset, acc);
+    for (int k = 4 * quads; k < depth; ++k) {
+      const int32_t wk = wu[k] + p.w_offset;
+      for (int r = 0; r < R; ++r) acc[r] += (x[r * depth + k] + p.x_offset) * wk;
+    }
+    const int c = p.per_channel ? u : 0;
+    for (int r = 0; r < R; ++r) out[r * out_stride + u] = Requantize(acc[r], p.multiplier[c], p.shift[c], p.out_offset);
+  }
+}
+
+// x [rows, depth] . w [units, depth]^T -> out [rows, units]
+inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+                   const int32_t* bias, int8_t* out, void* scratch) {
+  int16_t* s = static_cast<int16_t*>(scratch);
+  int r = 0;
+  for (; r + kRows <= rows; r += kRows) Block<kRows>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s);
+  switch (rows - r) {
+    case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
+    case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
+    case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
+    default: break;
+  }
+}
+
+}  // namespace matmul
+}  // namespace kernels
+}  // namespace embbert_aot
