@@ -95,6 +95,33 @@ def _transposed_rhs_bytes(g: Graph, op: Op) -> int:
     return 0
 
 
+def _depthwise_1d(g: Graph, op: Op) -> bool:
+    """DEPTHWISE_CONV_2D along one axis: input [1, 1, W, C], filter [1, 1, taps, C], VALID, stride,
+    dilation and depth multiplier 1 (kernels' DepthwiseConv1D)."""
+    o = op.options
+    xs, ws = g.tensors[op.inputs[0]].shape, g.tensors[op.inputs[1]].static_shape
+    return (o.get("padding") == 1 and o.get("strideW", 1) == o.get("strideH", 1) == 1
+            and o.get("dilationWFactor", 1) == o.get("dilationHFactor", 1) == 1 and o.get("depthMultiplier", 1) == 1
+            and len(xs) == 4 and xs[0] == xs[1] == (0, 1) and ws[:2] == [1, 1])
+
+
+def pack_depthwise_weights(w: np.ndarray, kernels: str) -> np.ndarray:
+    """w [taps, C] as the kernels want it: reference, TFLite's layout; optimized
+    (kernels/optimized/depthwise_conv.h), per channel the taps padded with zeros
+    to a multiple of 4, each 4 as [w0 w2 w1 w3] (SXTB16 -> (w0, w1), SXTB16 ROR 8 -> (w2, w3))."""
+    if kernels == "reference":
+        return w
+    taps, channels = w.shape
+    padded = np.zeros((channels, (taps + 3) // 4 * 4), np.int8)
+    padded[:, :taps] = w.T
+    return padded.reshape(channels, -1, 4)[:, :, [0, 2, 1, 3]].reshape(channels, -1)
+
+
+def _depthwise_scratch_bytes(out_len: int, taps: int) -> int:
+    """kernels/optimized/depthwise_conv.h DepthwiseConvScratchBytes: one int16 column."""
+    return 2 * ((out_len + 3) // 4 * 4 + (taps + 3) // 4 * 4 + 4)
+
+
 def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     """Per-op scratch (MEAN/SUM: an int32 sum per output element; BATCH_MATMUL
     without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
@@ -103,6 +130,8 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
         size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
+    if kernels == "optimized" and op.kind == "DEPTHWISE_CONV_2D" and _depthwise_1d(g, op):
+        size += _depthwise_scratch_bytes(g.tensors[op.outputs[0]].static_shape[2], g.tensors[op.inputs[1]].static_shape[2])
     return size
 
 
@@ -336,6 +365,27 @@ class Emitter:
         same = [dim_c(d) for d in s1] == [dim_c(d) for d in s2] == [dim_c(d) for d in so]
         return lines, self.rs("d1", s1), self.rs("d2", s2), self.rs("dout", so), same
 
+    def _row_broadcast(self, op) -> tuple[bool, str, str, str, str] | None:
+        """An int8 binary op as kernels' (a, b) with strides: (swap a and b, outer,
+        inner, b_outer, b_inner) when one input has the output's shape and the
+        other is the same, a row [inner], a column [outer, 1] or a scalar; else None."""
+        so = [dim_c(d) for d in self.g.tensors[op.outputs[0]].shape]
+        shapes = [[dim_c(d) for d in s] for s in op.options["in_shapes"]]
+        for swap in (False, True):
+            a, b = shapes[::-1] if swap else shapes
+            if len(a) != len(so) or a != so or not so:
+                continue
+            b = ["1"] * (len(so) - len(b)) + b
+            lead_same, lead_one = b[:-1] == so[:-1], all(d == "1" for d in b[:-1])
+            last_same, last_one = b[-1] == so[-1], b[-1] == "1"
+            if not (lead_same or lead_one) or not (last_same or last_one):
+                continue
+            outer, inner = _prod(self.g.tensors[op.outputs[0]].shape[:-1]) or "1", so[-1]
+            b_inner = "1" if last_same and so[-1] != "1" else "0"
+            b_outer = ("1" if last_one else inner) if lead_same else "0"
+            return swap, outer, inner, b_outer, b_inner
+        return None
+
     def op_sub(self, op):
         return self.op_add(op, sub=True)
 
@@ -343,6 +393,9 @@ class Emitter:
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         if o.dtype == "int32":
             return self._int32_binary(op, "-" if sub else "+")
+        rows = None if sub else self._row_broadcast(op)
+        if rows and rows[0]:  # the broadcast input second: ADD is symmetric in its two inputs' parameters
+            a, b = b, a
         p = (quant.sub_params if sub else quant.add_params)(a.s, b.s, o.s)
         lines, r1, r2, ro, same = self._binary_int8_shapes(op)
         if sub:  # sub.cc: reference_ops::Sub, or BroadcastQuantSubSlow when the shapes differ
@@ -359,9 +412,12 @@ class Emitter:
             f"p.output_offset = {o.zero_point}; p.output_multiplier = {p['output_multiplier']}; "
             f"p.output_shift = {p['output_shift']};",
             "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-            f"{kernel}(p, {r1}, "
-            f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
         ]
+        if rows:  # kernels/<reference|optimized>/add.h
+            lines.append(f"embbert_aot::kernels::Add(p, {self.t(a.index)}, {self.t(b.index)}, {', '.join(rows[1:])}, "
+                         f"{self.t(o.index)});")
+        else:
+            lines.append(f"{kernel}(p, {r1}, {self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});")
         self._check_act(op)
         return lines
 
@@ -371,12 +427,17 @@ class Emitter:
             return self._int32_binary(op, "*")
         m, s = quant.mul_params(a.s, b.s, o.s)
         lines, r1, r2, ro, same = self._binary_int8_shapes(op)
+        rows = self._row_broadcast(op)
+        if rows and rows[0]:
+            a, b = b, a
         lines += [
             "tflite_micro::ArithmeticParams p = {};",
             f"p.input1_offset = {-a.zero_point}; p.input2_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
             f"p.output_multiplier = {m}; p.output_shift = {s};",
             "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-            f"tflite_micro::reference_integer_ops::{'Mul' if same else 'BroadcastMul6DSlow'}(p, {r1}, "
+            f"embbert_aot::kernels::Mul(p, {self.t(a.index)}, {self.t(b.index)}, {', '.join(rows[1:])}, "
+            f"{self.t(o.index)});"
+            if rows else f"tflite_micro::reference_integer_ops::BroadcastMul6DSlow(p, {r1}, "
             f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
         ]
         self._check_act(op)
@@ -522,13 +583,27 @@ class Emitter:
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
     def op_depthwise_conv_2d(self, op):
-        """depthwise_conv.cc, int8 per channel: DepthwiseConvParamsQuantized (VALID: no padding)."""
+        """depthwise_conv.cc, int8 per channel; one-axis (the conv branch's [1, 1, W, C] over
+        [1, 1, taps, C], VALID, stride 1) through kernels/<...>/depthwise_conv.h, weights packed
+        for the kernels (pack_depthwise_weights); anything else TFLite-Micro's reference kernel."""
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
         channels = w.static_shape[3]
         mults, shifts = quant.per_channel_multipliers(x.s, w.scale if len(w.scale) > 1 else w.scale * channels, o.s)
-        return [self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
+        b = self.t(bias) if bias >= 0 else "nullptr"
+        params = [f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};"]
+        if _depthwise_1d(self.g, op):
+            xs = self.shape(x.index)
+            taps = w.static_shape[2]
+            packed = pack_depthwise_weights(w.data.reshape(taps, channels), self.kernels)
+            return params + [
+                f"alignas(4) static const int8_t wp[] = {_carray(packed)};",
+                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift}};",
+                f"embbert_aot::kernels::DepthwiseConv1D(p, {self.t(x.index)}, {dim_c(xs[2])}, {channels}, wp, {taps}, "
+                f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
+        return params + [
+                self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
                 f"const int32_t db[] = {{{channels}}};", self.dims("dout", o.shape),
                 "tflite_micro::DepthwiseParams p = {};",
                 "p.padding_type = tflite_micro::PaddingType::kValid;",
@@ -537,10 +612,9 @@ class Emitter:
                 "p.depth_multiplier = 1;",
                 f"p.input_offset = {-x.zero_point}; p.weights_offset = 0; p.output_offset = {o.zero_point};",
                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-                f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};",
                 f"tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(p, mult, shift, "
                 f"tflite_micro::RuntimeShape(4, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(4, dw), "
-                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {self.t(bias) if bias >= 0 else 'nullptr'}, "
+                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, "
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
     def op_batch_matmul(self, op):
@@ -569,18 +643,18 @@ class Emitter:
         if o.zero_point != -128 or quant.f32(o.s) != quant.f32(1 / 256):
             raise AotUnsupported("SOFTMAX output must be scale 1/256, zero point -128")
         mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), x.s)
-        return [self.dims("dx", x.shape), "tflite_micro::SoftmaxParams p = {};",
+        return ["tflite_micro::SoftmaxParams p = {};",
                 f"p.input_multiplier = {mult}; p.input_left_shift = {shift}; p.diff_min = {diff_min};",
-                f"tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, {self.rs('dx', x.shape)}, {self.t(x.index)}, "
-                f"{self.rs('dx', x.shape)}, {self.t(o.index)});"]
+                f"embbert_aot::kernels::Softmax(p, {self.t(x.index)}, {_prod(x.shape[:-1]) or '1'}, "
+                f"{dim_c(x.shape[-1])}, {self.t(o.index)});"]
 
     def op_logistic(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
         if o.zero_point != -128:
             raise AotUnsupported("LOGISTIC output zero point must be -128")
         mult, shift, radius = quant.logistic_params(x.s)
-        return [f"tflite_micro::reference_integer_ops::Logistic({x.zero_point}, {radius}, {mult}, {shift}, "
-                f"{_prod(x.shape)}, {self.t(x.index)}, {self.t(o.index)});"]
+        return [f"const embbert_aot::kernels::LogisticParams p = {{{x.zero_point}, {radius}, {mult}, {shift}}};",
+                f"embbert_aot::kernels::Logistic(p, {self.t(x.index)}, {_prod(x.shape)}, {self.t(o.index)});"]
 
     def op_tanh(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -657,16 +731,21 @@ void Infer(const int32_t* ids, int n, int8_t* logits);
     body = "\n".join(em.body)
     source = f"""// Generated by embbert convert (convert/aot) from model.tflite sha256 {model_sha256}.
 // Eval of the int8 graph: TFLite-Micro's reference kernels (from the pinned
-// wheels' headers) or, for FULLY_CONNECTED and BATCH_MATMUL, the kernels of the
-// folder on the include path (kernels: {kernels}), with parameters precomputed
-// at convert time.
+// wheels' headers) or, for FULLY_CONNECTED, BATCH_MATMUL, DEPTHWISE_CONV_2D,
+// SOFTMAX, LOGISTIC, ADD and MUL, the kernels of the folder on the include path
+// (kernels: {kernels}), with parameters precomputed at convert time.
 #include "model_aot.h"
 
 #include <string.h>
 
 #include "aot_ops.h"
-#include "batch_matmul.h"     // kernels/<reference|optimized>/, per board
+#include "add.h"              // kernels/<reference|optimized>/, per board
+#include "batch_matmul.h"     // idem
+#include "depthwise_conv.h"   // idem
 #include "fully_connected.h"  // idem
+#include "logistic.h"         // idem
+#include "mul.h"              // idem
+#include "softmax.h"          // idem
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"

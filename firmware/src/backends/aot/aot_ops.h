@@ -47,6 +47,34 @@ inline void RsqrtInt8(const int8_t* in, int8_t* out, int size, int32_t input_off
   }
 }
 
+// MultiplyByQuantizedMultiplierInline for a multiplier >= 0 (QuantizeMultiplier's
+// are 0 or in [2^30, 2^31)), bit for bit, in fewer instructions, with what
+// depends only on (multiplier, shift) computed once:
+// - gemmlowp's SaturatingRoundingDoublingHighMul divides (a*b + nudge) by 2^31
+//   toward zero, nudge 2^30 or 1 - 2^30 by the sign of a*b; for a*b < 0 that
+//   quotient, ceil((a*b + 1 - 2^30) / 2^31), equals floor((a*b + 2^30) / 2^31),
+//   so one arithmetic shift serves both signs (no branch, no 64-bit division).
+//   It saturates only for a = b = INT32_MIN, which b >= 0 rules out.
+// - gemmlowp's RoundingDivideByPOT with its mask and threshold precomputed.
+struct QuantizedMultiplier {
+  int32_t multiplier;
+  int left, right;  // shift > 0: left shift of x; else right shift of the product
+  int32_t mask, half;
+  QuantizedMultiplier(int32_t quantized_multiplier, int shift)
+      : multiplier(quantized_multiplier), left(shift > 0 ? shift : 0), right(shift > 0 ? 0 : -shift),
+        mask(static_cast<int32_t>((int64_t{1} << right) - 1)), half(mask >> 1) {}
+  int32_t Apply(int32_t x) const {
+    const int64_t ab = static_cast<int64_t>(x * (1 << left)) * multiplier;
+    const int32_t high = static_cast<int32_t>((ab + (int64_t{1} << 30)) >> 31);
+    const int32_t threshold = half + (high < 0 ? 1 : 0);
+    return (high >> right) + ((high & mask) > threshold ? 1 : 0);
+  }
+};
+
+inline int32_t MultiplyByQuantizedMultiplierFast(int32_t x, int32_t quantized_multiplier, int shift) {
+  return QuantizedMultiplier(quantized_multiplier, shift).Apply(x);
+}
+
 // Row gather along axis `axis` of params [outer, axis_size, inner].
 template <typename T>
 inline void Gather(const T* params, int outer, int axis_size, int inner, const int32_t* idx, int n_idx, T* out) {

@@ -21,5 +21,20 @@ struct MatMulParams {
   bool per_channel;
 };
 
+// LOGISTIC, int8 -> int8 with output zero point -128 (logistic_common.cc's Prepare)
+struct LogisticParams {
+  int32_t input_zero_point, input_range_radius, input_multiplier, input_left_shift;
+};
+
+// DEPTHWISE_CONV_2D along one axis (VALID, stride 1, dilation 1, depth multiplier 1):
+// out[t][c] = clamp(MultiplyByQuantizedMultiplier(sum_j (x[t + j][c] + x_offset) * w[j][c] + bias[c],
+//                                                 multiplier[c], shift[c]) + out_offset, -128, 127)
+struct DepthwiseParams {
+  int32_t x_offset;           // minus x's zero point
+  int32_t out_offset;         // the output's zero point
+  const int32_t* multiplier;  // [channels]
+  const int32_t* shift;       // [channels]
+};
+
 }  // namespace kernels
 }  // namespace embbert_aot

@@ -9,7 +9,7 @@
 // instruction), each used by 4 SMLADs. Per 16 MACs: 1 load and 2 extends of
 // w, 4 double-word loads of x, 8 SMLAD. Integer sums are exact in any order,
 // so the result is the reference kernel's bit for bit; the requantization is
-// TFLite-Micro's (MultiplyByQuantizedMultiplierInline).
+// TFLite-Micro's, bit for bit (QuantizedMultiplier, aot_ops.h).
 //
 // With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
 // intrinsics; elsewhere the same loops in plain C.
@@ -17,15 +17,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "aot_ops.h"  // gemmlowp's RoundingDivideByPOT (through TFLite-Micro's common.h)
+#include "aot_ops.h"  // QuantizedMultiplier
+#include "dsp.h"
 #include "kernel_params.h"
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-#define EMBBERT_AOT_DSP 1
-#else
-#define EMBBERT_AOT_DSP 0
-#endif
 
 namespace embbert_aot {
 namespace kernels {
@@ -41,16 +35,6 @@ inline uint32_t Word(const int8_t* p) {
   memcpy(&v, p, 4);  // one LDR (unaligned access is allowed on ARMv7-M)
   return v;
 }
-
-#if EMBBERT_AOT_DSP
-// __sxtab16(a, __ror(b, 8)) in one instruction (GCC 12's arm_acle.h has no __ror,
-// and does not fold a rotate into SXTAB16's operand by itself).
-inline uint32_t Sxtab16Ror8(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-#endif
 
 // Rows x[0..R) -> s: per 4 k, per row, the int16 [x0 x2 x1 x3] + offset.
 template <int R>
@@ -163,42 +147,26 @@ inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_off
 #endif
 }
 
-// MultiplyByQuantizedMultiplierInline + output offset + clamp, bit for bit,
-// for a multiplier > 0 (QuantizeMultiplier's are in [2^30, 2^31)): gemmlowp's
-// SaturatingRoundingDoublingHighMul divides (a*b + nudge) by 2^31 toward zero,
-// with nudge 2^30 or 1 - 2^30 by the sign of a*b; for a*b < 0 that quotient,
-// ceil((a*b + 1 - 2^30) / 2^31), equals floor((a*b + 2^30) / 2^31), so one
-// rounding shift serves both signs (no branch, no 64-bit division), and it
-// saturates only for a = b = INT32_MIN, which a positive multiplier rules out.
-inline int8_t Requantize(int32_t acc, int32_t multiplier, int shift, int32_t out_offset) {
-  const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-  const int64_t ab = static_cast<int64_t>(acc * (1 << left)) * multiplier;
-  const int32_t high = static_cast<int32_t>((ab + (int64_t{1} << 30)) >> 31);
-  const int32_t v = gemmlowp::RoundingDivideByPOT(high, right) + out_offset;
-#if EMBBERT_AOT_DSP
-  return static_cast<int8_t>(__ssat(v, 8));
-#else
-  return static_cast<int8_t>(v < -128 ? -128 : (v > 127 ? 127 : v));
-#endif
-}
-
 // R rows of x (stride depth) against all units of w; out rows at stride out_stride.
 template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
                   int8_t* out, int out_stride, int16_t* scratch) {
   PackRows<R>(x, depth, p.x_offset, scratch);
   const int quads = depth / 4;
-  for (int u = 0; u < units; ++u) {
-    const int8_t* wu = w + u * depth;
+  QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
+  for (int u = 0; u < units; ++u, w += depth, ++out) {
     int32_t acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = bias ? bias[u] : 0;
-    DotQuads<R>(scratch, wu, quads, p.w_offset, acc);
+    const int32_t b = bias ? bias[u] : 0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r] = b;
+    DotQuads<R>(scratch, w, quads, p.w_offset, acc);
     for (int k = 4 * quads; k < depth; ++k) {
-      const int32_t wk = wu[k] + p.w_offset;
+      const int32_t wk = w[k] + p.w_offset;
       for (int r = 0; r < R; ++r) acc[r] += (x[r * depth + k] + p.x_offset) * wk;
     }
-    const int c = p.per_channel ? u : 0;
-    for (int r = 0; r < R; ++r) out[r * out_stride + u] = Requantize(acc[r], p.multiplier[c], p.shift[c], p.out_offset);
+    if (p.per_channel) q = QuantizedMultiplier(p.multiplier[u], p.shift[u]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r * out_stride] = Saturate8(q.Apply(acc[r]) + p.out_offset);
   }
 }
 

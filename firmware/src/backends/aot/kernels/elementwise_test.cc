@@ -1,0 +1,137 @@
+// SOFTMAX, LOGISTIC, ADD and MUL of the kernels folder on the include path
+// (reference/ or optimized/), against TFLite-Micro's reference kernels called
+// directly (Softmax, Logistic, Add / BroadcastAdd6DSlow, Mul /
+// BroadcastMul6DSlow), bit for bit, out of place and in place, on a bare-metal
+// board (tests/test_aot_kernels.py). elementwise_cases.h (generated) holds
+// shapes and Prepare's parameters (convert/aot/quant.py); tensors come from a
+// seeded xorshift. Prints "case K ..." per mismatch, "cases N mismatches M", END.
+#include "add.h"
+#include "app.h"
+#include "baremetal_test.h"
+#include "elementwise_cases.h"  // struct Case kCases[kNumCases]; kMaxElements
+#include "logistic.h"
+#include "mul.h"
+#include "softmax.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
+#include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
+
+namespace {
+int8_t g_a[kMaxElements], g_b[kMaxElements], g_got[kMaxElements], g_in_place[kMaxElements], g_want[kMaxElements];
+uint32_t g_state;
+
+uint32_t Next() {  // xorshift32
+  g_state ^= g_state << 13;
+  g_state ^= g_state >> 17;
+  g_state ^= g_state << 5;
+  return g_state;
+}
+
+void Fill(int8_t* p, int n, int lo, int hi) {
+  for (int i = 0; i < n; ++i) p[i] = static_cast<int8_t>(lo + static_cast<int>(Next() % (hi - lo + 1)));
+}
+
+tflite_micro::ArithmeticParams Arithmetic(const Case& c) {
+  tflite_micro::ArithmeticParams p = {};
+  p.left_shift = c.left_shift;
+  p.input1_offset = c.offset1;
+  p.input1_multiplier = c.multiplier1;
+  p.input1_shift = c.shift1;
+  p.input2_offset = c.offset2;
+  p.input2_multiplier = c.multiplier2;
+  p.input2_shift = c.shift2;
+  p.output_offset = c.out_offset;
+  p.output_multiplier = c.multiplier;
+  p.output_shift = c.shift;
+  p.quantized_activation_min = -128;
+  p.quantized_activation_max = 127;
+  return p;
+}
+
+// kind: 0 softmax [outer, inner]; 1 logistic [outer * inner]; 2 add, 3 mul: a [outer, inner] with b
+// by strides (b_outer, b_inner): same, a row [inner], a column [outer, 1] or a scalar
+void Run(const Case& c, const int8_t* a, int8_t* out) {
+  const int n = c.outer * c.inner;
+  if (c.kind == 0) {
+    tflite_micro::SoftmaxParams p = {};
+    p.input_multiplier = c.multiplier;
+    p.input_left_shift = c.shift;
+    p.diff_min = c.diff_min;
+    embbert_aot::kernels::Softmax(p, a, c.outer, c.inner, out);
+  } else if (c.kind == 1) {
+    const embbert_aot::kernels::LogisticParams p = {c.zero_point, c.radius, c.multiplier, c.shift};
+    embbert_aot::kernels::Logistic(p, a, n, out);
+  } else if (c.kind == 2) {
+    embbert_aot::kernels::Add(Arithmetic(c), a, g_b, c.outer, c.inner, c.b_outer, c.b_inner, out);
+  } else {
+    embbert_aot::kernels::Mul(Arithmetic(c), a, g_b, c.outer, c.inner, c.b_outer, c.b_inner, out);
+  }
+}
+
+void Oracle(const Case& c) {
+  const int n = c.outer * c.inner;
+  const int32_t dims[] = {c.outer, c.inner};
+  const tflite_micro::RuntimeShape shape(2, dims);
+  if (c.kind == 0) {
+    tflite_micro::SoftmaxParams p = {};
+    p.input_multiplier = c.multiplier;
+    p.input_left_shift = c.shift;
+    p.diff_min = c.diff_min;
+    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, g_a, shape, g_want);
+    return;
+  }
+  if (c.kind == 1) {
+    tflite_micro::reference_integer_ops::Logistic(c.zero_point, c.radius, c.multiplier, c.shift, n, g_a, g_want);
+    return;
+  }
+  const int32_t bdims[] = {c.b_outer ? c.outer : 1, c.b_inner ? c.inner : 1};
+  const tflite_micro::RuntimeShape bshape(2, bdims);
+  const bool same = c.b_inner && c.b_outer;
+  const tflite_micro::ArithmeticParams p = Arithmetic(c);
+  if (c.kind == 2 && same) tflite_micro::reference_integer_ops::Add(p, shape, g_a, shape, g_b, shape, g_want);
+  if (c.kind == 2 && !same)
+    tflite_micro::reference_integer_ops::BroadcastAdd6DSlow(p, shape, g_a, bshape, g_b, shape, g_want);
+  if (c.kind == 3 && same) tflite_micro::reference_integer_ops::Mul(p, shape, g_a, shape, g_b, shape, g_want);
+  if (c.kind == 3 && !same)
+    tflite_micro::reference_integer_ops::BroadcastMul6DSlow(p, shape, g_a, bshape, g_b, shape, g_want);
+}
+}  // namespace
+
+void app_setup(void) {
+  using embbert_test::Print;
+  using embbert_test::PrintInt;
+  port_init();
+  int mismatches = 0;
+  for (int k = 0; k < kNumCases; ++k) {
+    const Case& c = kCases[k];
+    const int n = c.outer * c.inner;
+    g_state = c.seed;
+    Fill(g_a, n, c.lo, c.hi);
+    Fill(g_b, (c.b_outer ? c.outer : 1) * (c.b_inner ? c.inner : 1), -128, 127);
+    Run(c, g_a, g_got);
+    for (int i = 0; i < n; ++i) g_in_place[i] = g_a[i];
+    Run(c, g_in_place, g_in_place);  // out = a, as the arena plan allows
+    Oracle(c);
+    int bad = 0;
+    for (int i = 0; i < n; ++i) bad += (g_got[i] != g_want[i]) + (g_in_place[i] != g_want[i]);
+    if (bad) {
+      ++mismatches;
+      Print("case ");
+      PrintInt(k);
+      Print(" kind ");
+      PrintInt(c.kind);
+      Print(" wrong outputs ");
+      PrintInt(bad);
+      Print("\n");
+    }
+  }
+  Print("cases ");
+  PrintInt(kNumCases);
+  Print(" mismatches ");
+  PrintInt(mismatches);
+  Print("\n");
+  embbert_test::End();
+}
+
+void app_poll(void) {}
