@@ -73,11 +73,11 @@ def run_matmul_cases(board: str, kernels: str, cs: list[dict], work) -> str:
     return run_kernel_test(board, kernels, "matmul", cases_header(cs), work)
 
 
-# ---------------------------------------------------------------- softmax, logistic, add, mul
+# ---------------------------------------------------------------- softmax, logistic, add, mul, mean, sum
 
 EW_FIELDS = ["kind", "outer", "inner", "b_outer", "b_inner", "lo", "hi", "seed", "multiplier", "shift", "diff_min",
              "zero_point", "radius", "left_shift", "offset1", "multiplier1", "shift1", "offset2", "multiplier2", "shift2",
-             "out_offset"]
+             "out_offset", "quantized", "compute_sum"]
 MAX_ELEMENTS = 12000
 
 
@@ -89,7 +89,7 @@ def elementwise_cases(count: int, seed: int) -> list[dict]:
     zp = lambda: rng.choice([-128, 127, 0, rng.randint(-128, 127)])  # noqa: E731
     out = []
     for k in range(count):
-        kind = k % 4
+        kind = k % 5
         outer = rng.choice([1, 2, 3, 7, 17, 33, 64])
         inner = rng.choice([1, 3, 7, 16, 31, 128, 129, 256])
         while outer * inner > MAX_ELEMENTS:
@@ -98,6 +98,10 @@ def elementwise_cases(count: int, seed: int) -> list[dict]:
         c["lo"], c["hi"] = rng.choice([(-128, 127), (-128, 127), (100, 127), (-128, -100), (-5, 5)])
         if kind == 0:
             c["multiplier"], c["shift"], c["diff_min"] = quant.softmax_params(1.0, scale(-3, 0))
+        elif kind == 4:  # MEAN / SUM over the last axis: Prepare's multiplier of input / output scale
+            c["quantized"], c["compute_sum"] = rng.choice([(1, 0), (1, 1), (0, 0)])
+            c["multiplier"], c["shift"] = quant.quantize_multiplier(quant.f32(scale(-3, 0)) / quant.f32(scale(-3, 0)))
+            c["zero_point"], c["out_offset"] = zp(), zp()
         elif kind == 1:
             c["multiplier"], c["shift"], c["radius"] = quant.logistic_params(scale(-3, -0.3))
             c["zero_point"] = zp()

@@ -1,7 +1,7 @@
-// SOFTMAX, LOGISTIC, ADD and MUL of the kernels folder on the include path
+// SOFTMAX, LOGISTIC, ADD, MUL, MEAN and SUM of the kernels folder on the include path
 // (reference/ or optimized/), against TFLite-Micro's reference kernels called
 // directly (Softmax, Logistic, Add / BroadcastAdd6DSlow, Mul /
-// BroadcastMul6DSlow), bit for bit, out of place and in place, on a bare-metal
+// BroadcastMul6DSlow, Mean / QuantizedMeanOrSum), bit for bit, out of place and in place, on a bare-metal
 // board (tests/test_aot_kernels.py). elementwise_cases.h (generated) holds
 // shapes and Prepare's parameters (convert/aot/quant.py); tensors come from a
 // seeded xorshift. Prints "case K ..." per mismatch, "cases N mismatches M", END.
@@ -11,14 +11,17 @@
 #include "elementwise_cases.h"  // struct Case kCases[kNumCases]; kMaxElements
 #include "logistic.h"
 #include "mul.h"
+#include "reduce.h"
 #include "softmax.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
+#include "tensorflow/lite/kernels/internal/reference/reduce.h"
 #include "tensorflow/lite/kernels/internal/reference/softmax.h"
 
 namespace {
 int8_t g_a[kMaxElements], g_b[kMaxElements], g_got[kMaxElements], g_in_place[kMaxElements], g_want[kMaxElements];
+int32_t g_sums[kMaxElements];
 uint32_t g_state;
 
 uint32_t Next() {  // xorshift32
@@ -50,9 +53,18 @@ tflite_micro::ArithmeticParams Arithmetic(const Case& c) {
 }
 
 // kind: 0 softmax [outer, inner]; 1 logistic [outer * inner]; 2 add, 3 mul: a [outer, inner] with b
-// by strides (b_outer, b_inner): same, a row [inner], a column [outer, 1] or a scalar
+// by strides (b_outer, b_inner): same, a row [inner], a column [outer, 1] or a scalar;
+// 4 mean / sum of each row [outer, inner] -> [outer]
+embbert_aot::kernels::ReduceParams Reduce(const Case& c) {
+  return {c.quantized != 0, c.compute_sum != 0, c.zero_point, c.multiplier, static_cast<int>(c.shift), c.out_offset};
+}
+
 void Run(const Case& c, const int8_t* a, int8_t* out) {
   const int n = c.outer * c.inner;
+  if (c.kind == 4) {
+    embbert_aot::kernels::ReduceLastAxis(Reduce(c), a, c.outer, c.inner, out, g_sums);
+    return;
+  }
   if (c.kind == 0) {
     tflite_micro::SoftmaxParams p = {};
     p.input_multiplier = c.multiplier;
@@ -85,6 +97,18 @@ void Oracle(const Case& c) {
     tflite_micro::reference_integer_ops::Logistic(c.zero_point, c.radius, c.multiplier, c.shift, n, g_a, g_want);
     return;
   }
+  if (c.kind == 4) {
+    const int dx[] = {c.outer, c.inner}, dout[] = {c.outer, 1}, axis[] = {1};
+    int temp_index[2], resolved_axis[2];
+    if (c.quantized)
+      tflite_micro::reference_ops::QuantizedMeanOrSum<int8_t, int32_t>(
+          g_a, c.zero_point, dx, 2, g_want, c.multiplier, c.shift, c.out_offset, dout, 2, axis, 1, true, temp_index,
+          resolved_axis, g_sums, c.compute_sum != 0);
+    else
+      tflite_micro::reference_ops::Mean<int8_t, int32_t>(g_a, dx, 2, g_want, dout, 2, axis, 1, true, temp_index,
+                                                         resolved_axis, g_sums);
+    return;
+  }
   const int32_t bdims[] = {c.b_outer ? c.outer : 1, c.b_inner ? c.inner : 1};
   const tflite_micro::RuntimeShape bshape(2, bdims);
   const bool same = c.b_inner && c.b_outer;
@@ -111,10 +135,12 @@ void app_setup(void) {
     Fill(g_b, (c.b_outer ? c.outer : 1) * (c.b_inner ? c.inner : 1), -128, 127);
     Run(c, g_a, g_got);
     for (int i = 0; i < n; ++i) g_in_place[i] = g_a[i];
-    Run(c, g_in_place, g_in_place);  // out = a, as the arena plan allows
+    const bool reduce = c.kind == 4;  // its output is smaller than its input: never in place
+    if (!reduce) Run(c, g_in_place, g_in_place);  // out = a, as the arena plan allows
     Oracle(c);
     int bad = 0;
-    for (int i = 0; i < n; ++i) bad += (g_got[i] != g_want[i]) + (g_in_place[i] != g_want[i]);
+    for (int i = 0; i < (reduce ? c.outer : n); ++i)
+      bad += (g_got[i] != g_want[i]) + (!reduce && g_in_place[i] != g_want[i]);
     if (bad) {
       ++mismatches;
       Print("case ");

@@ -36,5 +36,17 @@ struct DepthwiseParams {
   const int32_t* shift;       // [channels]
 };
 
+// MEAN or SUM over the last axis, int8 (reduce.cc): TFLite-Micro's Mean when the
+// input and output quantization are the same (a truncating integer mean), else
+// its QuantizedMeanOrSum (the rescaled sum, minus the zero points).
+struct ReduceParams {
+  bool quantized;           // QuantizedMeanOrSum, else Mean
+  bool compute_sum;         // SUM, else MEAN
+  int32_t input_zero_point;
+  int32_t output_multiplier;  // Prepare's, before QuantizedMeanOrSum folds in 1 / count
+  int output_shift;
+  int32_t output_zero_point;
+};
+
 }  // namespace kernels
 }  // namespace embbert_aot
