@@ -213,3 +213,30 @@ def test_a_broken_kernel_is_caught(tmp_path):
     out = run_program("qemu-m4", elf)
     bad = int(out.split("mismatches ")[1].split()[0])
     assert bad > 0
+
+
+def test_board_description_names_the_kernels(tmp_path):
+    """board.toml build.aot_kernels: "reference" or "optimized"; anything else is one clear error."""
+    import tomllib
+
+    from embbert.device.boards import load_board
+    from embbert.device.paths import BOARDS_DIR
+    from embbert.errors import UserError
+
+    assert load_board("qemu-m4").build.aot_kernels == "optimized"
+    assert load_board("esp32-s3-devkitc").build.aot_kernels == "reference"  # the default: not verified there
+    text = (BOARDS_DIR / "qemu-m4" / "board.toml").read_text()
+    assert tomllib.loads(text)["build"]["aot_kernels"] == "optimized"
+    (tmp_path / "qemu-m4").mkdir()
+    (tmp_path / "qemu-m4" / "board.toml").write_text(
+        text.replace('aot_kernels = "optimized"', 'aot_kernels = "fast"').replace('"../common', f'"{BOARDS_DIR}/common'))
+    with pytest.raises(UserError, match="build.aot_kernels"):
+        load_board("qemu-m4", tmp_path)
+
+
+def test_bare_metal_programs_run_on_emulated_boards_only(tmp_path):
+    from embbert.errors import UserError
+
+    with pytest.raises(UserError, match="bare-metal programs run on qemu"):
+        build_program("nucleo-l4r5zi", [AOT_SRC / "kernels" / "matmul_test.cc"], tmp_path / "x.elf")
+    assert not (tmp_path / "x.elf").exists()
