@@ -108,6 +108,52 @@ inline void DotPairsOfQuads4(const uint32_t*& xs, const int8_t*& w, const int8_t
                  : [off] "r"(off2), [end] "r"(end)
                  : "cc", "memory");
 }
+
+// Many units against the same 4 packed rows: per unit, the accumulators start
+// at its bias, run DotPairsOfQuads4's loop over the whole depth (a multiple of
+// 8), and are stored to acc (4 per unit) for the requantization pass. All in
+// one asm block: between units GCC would spill what the loop holds in
+// registers. What the unit loop needs besides the hot loop's registers lives
+// in `state`.
+struct UnitLoopState {
+  const int32_t* bias;  // the next unit's bias (advanced by bias_step bytes)
+  int32_t bias_step;    // 4, or 0 to read one zero for every unit
+  int32_t* acc;         // the next unit's 4 accumulators
+  int32_t units;        // left to do, >= 1
+};
+
+inline void DotUnits4(const uint32_t* xs, const int8_t* w, int depth, uint32_t off2, UnitLoopState* state) {
+  int32_t a0, a1, a2, a3;
+  uint32_t v, o, x0, x1;
+  const int8_t* wend;
+  __asm volatile(
+      "2:\n"
+      "ldr %[v], [%[st], #0]\n"
+      "ldr %[o], [%[st], #4]\n"
+      "ldr %[a0], [%[v]]\n"
+      "add %[v], %[v], %[o]\n"
+      "str %[v], [%[st], #0]\n"
+      "mov %[a1], %[a0]\n"
+      "mov %[a2], %[a0]\n"
+      "mov %[a3], %[a0]\n"
+      "add %[wend], %[w], %[depth]\n"
+      "1:\n" EMBBERT_AOT_QUAD4 EMBBERT_AOT_QUAD4
+      "cmp %[w], %[wend]\n"
+      "bne 1b\n"
+      "sub %[xs], %[xs], %[depth], lsl #3\n"
+      "ldr %[v], [%[st], #8]\n"
+      "strd %[a0], %[a1], [%[v]], #8\n"
+      "strd %[a2], %[a3], [%[v]], #8\n"
+      "str %[v], [%[st], #8]\n"
+      "ldr %[v], [%[st], #12]\n"
+      "subs %[v], %[v], #1\n"
+      "str %[v], [%[st], #12]\n"
+      "bne 2b\n"
+      : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [xs] "+r"(xs),
+        [v] "=&r"(v), [o] "=&r"(o), [x0] "=&r"(x0), [x1] "=&r"(x1), [wend] "=&r"(wend)
+      : [off] "r"(off2), [depth] "r"(depth), [st] "r"(state)
+      : "cc", "memory");
+}
 #undef EMBBERT_AOT_QUAD4
 #endif
 
@@ -147,10 +193,44 @@ inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_off
 #endif
 }
 
+#if EMBBERT_AOT_DSP
+// Block<4> for a per-tensor requantization and a depth that is a multiple of 8
+// (the model's 16, 128 and L): dot products of a chunk of units in one asm
+// block (DotUnits4), then their requantization.
+inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth,
+                       const int32_t* bias, int8_t* out, int out_stride, int16_t* scratch) {
+  constexpr int kChunk = 32;
+  PackRows<4>(x, depth, p.x_offset, scratch);
+  const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
+  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  const int32_t zero = 0;
+  int32_t acc[kChunk * 4];
+  for (int u0 = 0; u0 < units; u0 += kChunk) {
+    const int chunk = units - u0 < kChunk ? units - u0 : kChunk;
+    UnitLoopState state = {bias ? bias + u0 : &zero, bias ? 4 : 0, acc, chunk};
+    DotUnits4(reinterpret_cast<const uint32_t*>(scratch), w + u0 * depth, depth, off2, &state);
+    int8_t* o = out + u0;
+    for (int u = 0; u < chunk; ++u, ++o) {
+      const int32_t* a = acc + 4 * u;
+      o[0] = Saturate8(q.Apply(a[0]) + p.out_offset);
+      o[out_stride] = Saturate8(q.Apply(a[1]) + p.out_offset);
+      o[2 * out_stride] = Saturate8(q.Apply(a[2]) + p.out_offset);
+      o[3 * out_stride] = Saturate8(q.Apply(a[3]) + p.out_offset);
+    }
+  }
+}
+#endif
+
 // R rows of x (stride depth) against all units of w; out rows at stride out_stride.
 template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
                   int8_t* out, int out_stride, int16_t* scratch) {
+#if EMBBERT_AOT_DSP
+  if (R == 4 && !p.per_channel && depth % 8 == 0 && units > 0) {
+    Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch);
+    return;
+  }
+#endif
   PackRows<R>(x, depth, p.x_offset, scratch);
   const int quads = depth / 4;
   QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
