@@ -63,12 +63,25 @@ struct QuantizedMultiplier {
   QuantizedMultiplier(int32_t quantized_multiplier, int shift)
       : multiplier(quantized_multiplier), left(shift > 0 ? shift : 0), right(shift > 0 ? 0 : -shift),
         mask(static_cast<int32_t>((int64_t{1} << right) - 1)), half(mask >> 1) {}
-  int32_t Apply(int32_t x) const {
-    const int64_t ab = static_cast<int64_t>(x * (1 << left)) * multiplier;
-    const int32_t high = static_cast<int32_t>((ab + (int64_t{1} << 30)) >> 31);
+  int32_t Apply(int32_t x) const { return DivideByPOT(static_cast<int32_t>((Product(x) + (int64_t{1} << 30)) >> 31)); }
+  // The same for |x * 2^left| < 2^30: then (x * 2^left * m + 2^30) >> 31 is the
+  // rounded high word of (2 * x * 2^left) * m, one SMMULR on Cortex-M4/M7.
+  int32_t ApplySmall(int32_t x) const {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t high;
+    __asm("smmulr %0, %1, %2" : "=r"(high) : "r"(x * (2 << left)), "r"(multiplier));
+    return DivideByPOT(high);
+#else
+    return Apply(x);
+#endif
+  }
+  int64_t Product(int32_t x) const { return static_cast<int64_t>(x * (1 << left)) * multiplier; }
+  int32_t DivideByPOT(int32_t high) const {  // gemmlowp's RoundingDivideByPOT(high, right)
     const int32_t threshold = half + (high < 0 ? 1 : 0);
     return (high >> right) + ((high & mask) > threshold ? 1 : 0);
   }
+  // largest |x| that ApplySmall takes
+  int32_t SmallLimit() const { return ((int32_t{1} << 30) - 1) >> left; }
 };
 
 inline int32_t MultiplyByQuantizedMultiplierFast(int32_t x, int32_t quantized_multiplier, int shift) {

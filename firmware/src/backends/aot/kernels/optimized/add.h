@@ -14,7 +14,21 @@
 namespace embbert_aot {
 namespace kernels {
 
-// out[o][k] = a[o][k] + b[o * b_outer + k * b_inner] (o < outer, k < inner; a stride 0 broadcasts b)
+namespace add {
+template <bool kSmall>
+inline void Rows(const int32_t* t1, const int32_t* t2, const QuantizedMultiplier& q, int32_t out_offset, const int8_t* a,
+                 const int8_t* b, int outer, int inner, int b_outer, int b_inner, int8_t* out) {
+  for (int o = 0; o < outer; ++o, a += inner, out += inner, b += b_outer) {
+    const int8_t* bk = b;
+    for (int k = 0; k < inner; ++k, bk += b_inner) {
+      const int32_t sum = t1[a[k]] + t2[*bk];
+      out[k] = Saturate8((kSmall ? q.ApplySmall(sum) : q.Apply(sum)) + out_offset);
+    }
+  }
+}
+}  // namespace add
+
+// out[o][k] = a[o][k] + b[o * b_outer + k * b_inner] (o < outer, k < inner; b_inner 0 or 1, a stride 0 broadcasts b)
 inline void Add(const tflite_micro::ArithmeticParams& p, const int8_t* a, const int8_t* b, int outer, int inner,
                 int b_outer, int b_inner, int8_t* out) {
   if (outer * inner <= 512) {
@@ -33,13 +47,19 @@ inline void Add(const tflite_micro::ArithmeticParams& p, const int8_t* a, const 
   const int32_t* t1 = scaled1 + 128;
   const int32_t* t2 = scaled2 + 128;
   const QuantizedMultiplier q(p.output_multiplier, p.output_shift);
-  for (int o = 0; o < outer; ++o, a += inner, out += inner, b += b_outer) {
-    const int8_t* bk = b;
-    for (int k = 0; k < inner; ++k, bk += b_inner) {
-      const int32_t sum = t1[a[k]] + t2[*bk];
-      out[k] = Saturate8(q.Apply(sum) + p.output_offset);
+  int64_t largest = 0;  // the largest |sum| any pair of inputs can give: SMMULR when that is small enough
+  {
+    int32_t m1 = 0, m2 = 0;
+    for (int v = 0; v < 256; ++v) {
+      m1 = scaled1[v] > m1 ? scaled1[v] : (-scaled1[v] > m1 ? -scaled1[v] : m1);
+      m2 = scaled2[v] > m2 ? scaled2[v] : (-scaled2[v] > m2 ? -scaled2[v] : m2);
     }
+    largest = int64_t{m1} + m2;
   }
+  if (largest <= q.SmallLimit())
+    add::Rows<true>(t1, t2, q, p.output_offset, a, b, outer, inner, b_outer, b_inner, out);
+  else
+    add::Rows<false>(t1, t2, q, p.output_offset, a, b, outer, inner, b_outer, b_inner, out);
 }
 
 }  // namespace kernels

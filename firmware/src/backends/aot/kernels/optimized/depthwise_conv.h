@@ -44,20 +44,21 @@ inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_le
   const int taps4 = depthwise::PaddedTaps(taps);
   const int column = depthwise::ColumnLength(out_len, taps);
   int16_t* xr = static_cast<int16_t*>(scratch);
+  for (int i = in_len; i < column; ++i) xr[i] = 0;  // meets only the zero-padded taps or unstored outputs
   for (int c = 0; c < channels; ++c) {
-    for (int i = 0; i < in_len; ++i) xr[i] = static_cast<int16_t>(x[i * channels + c] + p.x_offset);
-    for (int i = in_len; i < column; ++i) xr[i] = 0;  // meets only the zero-padded taps or unstored outputs
+    const int8_t* xc = x + c;
+    for (int i = 0; i < in_len; ++i, xc += channels) xr[i] = static_cast<int16_t>(*xc + p.x_offset);
     const int8_t* wc = w + c * taps4;
     const int32_t b = bias ? bias[c] : 0;
     const QuantizedMultiplier q(p.multiplier[c], p.shift[c]);
     for (int t = 0; t < out_len; t += 4) {
       int32_t a0 = b, a1 = b, a2 = b, a3 = b;
-      for (int j = 0; j < taps4; j += 4) {
-        const int16_t* xs = xr + t + j;  // t + j even: the words at xs are aligned
+      const int16_t* xs = xr + t;  // t + j even: the words at xs + j are aligned
+      for (const int8_t* wj = wc; wj != wc + taps4; wj += 4, xs += 4) {
 #if EMBBERT_AOT_DSP
         uint32_t v;
-        memcpy(&v, wc + j, 4);
-        const uint32_t w01 = __sxtb16(v), w23 = __sxtb16(v >> 8);  // bytes 1 and 3 (the ROR 8 operand)
+        memcpy(&v, wj, 4);
+        const uint32_t w01 = __sxtb16(v), w23 = Sxtb16Ror8(v);
         const uint32_t p0 = Word(xs), p1 = Word(xs + 2), p2 = Word(xs + 4);
         const uint32_t q1 = Word(xs + 1), q2 = Word(xs + 3), q3 = Word(xs + 5);
         a0 = __smlad(p0, w01, a0);
@@ -69,16 +70,23 @@ inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_le
         a3 = __smlad(q2, w01, a3);
         a3 = __smlad(q3, w23, a3);
 #else
-        const int32_t w0 = wc[j], w1 = wc[j + 2], w2 = wc[j + 1], w3 = wc[j + 3];
+        const int32_t w0 = wj[0], w1 = wj[2], w2 = wj[1], w3 = wj[3];
         a0 += xs[0] * w0 + xs[1] * w1 + xs[2] * w2 + xs[3] * w3;
         a1 += xs[1] * w0 + xs[2] * w1 + xs[3] * w2 + xs[4] * w3;
         a2 += xs[2] * w0 + xs[3] * w1 + xs[4] * w2 + xs[5] * w3;
         a3 += xs[3] * w0 + xs[4] * w1 + xs[5] * w2 + xs[6] * w3;
 #endif
       }
-      const int32_t acc[4] = {a0, a1, a2, a3};
-      for (int k = 0; k < 4 && t + k < out_len; ++k)
-        out[(t + k) * channels + c] = Saturate8(q.Apply(acc[k]) + p.out_offset);
+      int8_t* o = out + t * channels + c;
+      if (t + 4 <= out_len) {
+        o[0] = Saturate8(q.Apply(a0) + p.out_offset);
+        o[channels] = Saturate8(q.Apply(a1) + p.out_offset);
+        o[2 * channels] = Saturate8(q.Apply(a2) + p.out_offset);
+        o[3 * channels] = Saturate8(q.Apply(a3) + p.out_offset);
+      } else {
+        const int32_t acc[4] = {a0, a1, a2, a3};
+        for (int k = 0; t + k < out_len; ++k) o[k * channels] = Saturate8(q.Apply(acc[k]) + p.out_offset);
+      }
     }
   }
 }

@@ -21,6 +21,13 @@ inline uint32_t Sxtab16Ror8(uint32_t a, uint32_t b) {
   __asm("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(b));
   return r;
 }
+
+// __sxtb16(__ror(b, 8)) in one instruction
+inline uint32_t Sxtb16Ror8(uint32_t b) {
+  uint32_t r;
+  __asm("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(b));
+  return r;
+}
 #endif
 
 // v clamped to int8 (SSAT with the DSP extension)

@@ -6,7 +6,7 @@
 namespace embbert_aot {
 namespace kernels {
 
-// out[o][k] = a[o][k] + b[o * b_outer + k * b_inner] (o < outer, k < inner; a stride 0 broadcasts b)
+// out[o][k] = a[o][k] + b[o * b_outer + k * b_inner] (o < outer, k < inner; b_inner 0 or 1, a stride 0 broadcasts b)
 inline void Add(const tflite_micro::ArithmeticParams& p, const int8_t* a, const int8_t* b, int outer, int inner,
                 int b_outer, int b_inner, int8_t* out) {
   for (int o = 0; o < outer; ++o)
