@@ -194,28 +194,43 @@ inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_off
 }
 
 #if EMBBERT_AOT_DSP
-// Block<4> for a per-tensor requantization and a depth that is a multiple of 8
-// (the model's 16, 128 and L): dot products of a chunk of units in one asm
-// block (DotUnits4), then their requantization.
+// Block<4> for a depth that is a multiple of 8 (the model's 16, 128 and L):
+// dot products of a chunk of units in one asm block (DotUnits4), then their
+// requantization, with SMMULR for a unit whose accumulators are all within
+// QuantizedMultiplier::SmallLimit (|acc| <= largest).
+__attribute__((always_inline)) inline void Requantize4(const QuantizedMultiplier& q, bool small, int32_t out_offset,
+                                                       const int32_t* a, int8_t* o, int stride) {
+  if (small) {
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) o[r * stride] = Saturate8(q.ApplySmall(a[r]) + out_offset);
+  } else {
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) o[r * stride] = Saturate8(q.Apply(a[r]) + out_offset);
+  }
+}
+
 inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth,
-                       const int32_t* bias, int8_t* out, int out_stride, int16_t* scratch) {
+                       const int32_t* bias, int8_t* out, int out_stride, int16_t* scratch, int64_t largest) {
   constexpr int kChunk = 32;
   PackRows<4>(x, depth, p.x_offset, scratch);
   const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
-  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  const QuantizedMultiplier per_tensor(p.multiplier[0], p.shift[0]);
+  const bool per_tensor_small = largest <= per_tensor.SmallLimit();
   const int32_t zero = 0;
   int32_t acc[kChunk * 4];
   for (int u0 = 0; u0 < units; u0 += kChunk) {
     const int chunk = units - u0 < kChunk ? units - u0 : kChunk;
     UnitLoopState state = {bias ? bias + u0 : &zero, bias ? 4 : 0, acc, chunk};
     DotUnits4(reinterpret_cast<const uint32_t*>(scratch), w + u0 * depth, depth, off2, &state);
-    int8_t* o = out + u0;
-    for (int u = 0; u < chunk; ++u, ++o) {
-      const int32_t* a = acc + 4 * u;
-      o[0] = Saturate8(q.Apply(a[0]) + p.out_offset);
-      o[out_stride] = Saturate8(q.Apply(a[1]) + p.out_offset);
-      o[2 * out_stride] = Saturate8(q.Apply(a[2]) + p.out_offset);
-      o[3 * out_stride] = Saturate8(q.Apply(a[3]) + p.out_offset);
+    if (p.per_channel) {
+      for (int u = 0; u < chunk; ++u) {
+        const QuantizedMultiplier q(p.multiplier[u0 + u], p.shift[u0 + u]);
+        Requantize4(q, largest <= q.SmallLimit(), p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+      }
+    } else if (per_tensor_small) {
+      for (int u = 0; u < chunk; ++u) Requantize4(per_tensor, true, p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+    } else {
+      for (int u = 0; u < chunk; ++u) Requantize4(per_tensor, false, p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
     }
   }
 }
@@ -224,12 +239,14 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 // R rows of x (stride depth) against all units of w; out rows at stride out_stride.
 template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
-                  int8_t* out, int out_stride, int16_t* scratch) {
+                  int8_t* out, int out_stride, int16_t* scratch, int64_t largest) {
 #if EMBBERT_AOT_DSP
-  if (R == 4 && !p.per_channel && depth % 8 == 0 && units > 0) {
-    Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch);
+  if (R == 4 && depth % 8 == 0 && units > 0) {
+    Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch, largest);
     return;
   }
+#else
+  (void)largest;
 #endif
   PackRows<R>(x, depth, p.x_offset, scratch);
   const int quads = depth / 4;
@@ -254,12 +271,18 @@ inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int u
 inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
                    const int32_t* bias, int8_t* out, void* scratch) {
   int16_t* s = static_cast<int16_t*>(scratch);
+  // |x + x_offset| and |w + w_offset| are at most 256 (offsets are minus int8 zero points)
+  int64_t largest = int64_t{depth} * 256 * 256;
+  int32_t largest_bias = 0;
+  for (int u = 0; bias && u < units; ++u) largest_bias = bias[u] > largest_bias ? bias[u] : (-bias[u] > largest_bias ? -bias[u] : largest_bias);
+  largest += largest_bias;  // the largest |accumulator|
   int r = 0;
-  for (; r + kRows <= rows; r += kRows) Block<kRows>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s);
+  for (; r + kRows <= rows; r += kRows)
+    Block<kRows>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest);
   switch (rows - r) {
-    case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
-    case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
-    case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s); break;
+    case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
     default: break;
   }
 }
