@@ -24,6 +24,44 @@ inline void PrintInt(int64_t v) {
   Print(buf + i);
 }
 
+// Seeded tensors for kernel tests: the cases carry a seed, not the data.
+struct Xorshift32 {
+  uint32_t state;
+  uint32_t Next() {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+  }
+  void Fill(int8_t* p, int n, int lo, int hi) {
+    for (int i = 0; i < n; ++i) p[i] = static_cast<int8_t>(lo + static_cast<int>(Next() % (hi - lo + 1)));
+  }
+};
+
+// Counts cases with wrong outputs, one line per such case, and the summary
+// line the host checks: "cases N mismatches M".
+struct Mismatches {
+  int cases = 0, mismatched = 0;
+  void Case(int wrong_outputs) {
+    if (wrong_outputs) {
+      ++mismatched;
+      Print("case ");
+      PrintInt(cases);
+      Print(" wrong outputs ");
+      PrintInt(wrong_outputs);
+      Print("\n");
+    }
+    ++cases;
+  }
+  void Summary() const {
+    Print("cases ");
+    PrintInt(cases);
+    Print(" mismatches ");
+    PrintInt(mismatched);
+    Print("\n");
+  }
+};
+
 // Prints END and stops QEMU (semihosting SYS_EXIT, ADP_Stopped_ApplicationExit);
 // the runner starts QEMU with -semihosting-config enable=on.
 [[noreturn]] inline void End() {
@@ -33,6 +71,21 @@ inline void PrintInt(int64_t v) {
   __asm volatile("bkpt 0xab" : : "r"(r0), "r"(r1) : "memory");
   for (;;) {
   }
+}
+
+// A kernel test's app_setup: each case's tensors seeded from case.seed, checked
+// by check(case, random) -> its wrong outputs; then the summary and END.
+template <class Case, class Check>
+[[noreturn]] void RunCases(const Case* cases, int count, Check check) {
+  port_init();
+  Mismatches mismatches;
+  Xorshift32 random;
+  for (int k = 0; k < count; ++k) {
+    random.state = cases[k].seed;
+    mismatches.Case(check(cases[k], random));
+  }
+  mismatches.Summary();
+  End();
 }
 
 }  // namespace embbert_test

@@ -10,65 +10,33 @@
 #include "baremetal_test.h"
 #include "depthwise_conv.h"
 #include "depthwise_conv_cases.h"  // kCases, kNumCases, kMaxIn, kMaxChannels, kMaxScratch
+#include "reference_params.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
 
 namespace {
 int8_t g_x[kMaxIn * kMaxChannels], g_got[kMaxIn * kMaxChannels], g_want[kMaxIn * kMaxChannels];
 int32_t g_bias[kMaxChannels];
 alignas(16) uint8_t g_scratch[kMaxScratch];
-uint32_t g_state;
-
-uint32_t Next() {  // xorshift32
-  g_state ^= g_state << 13;
-  g_state ^= g_state >> 17;
-  g_state ^= g_state << 5;
-  return g_state;
-}
 }  // namespace
 
-void app_setup(void) {
-  using embbert_test::Print;
-  using embbert_test::PrintInt;
-  port_init();
-  int mismatches = 0;
-  for (int k = 0; k < kNumCases; ++k) {
-    const Case& c = kCases[k];
-    const int out_len = c.in_len - c.taps + 1;
-    g_state = c.seed;
-    for (int i = 0; i < c.in_len * c.channels; ++i) g_x[i] = static_cast<int8_t>(c.lo + Next() % (c.hi - c.lo + 1));
-    for (int i = 0; i < c.channels; ++i) g_bias[i] = static_cast<int32_t>(Next() % 200001) - 100000;
-    const int32_t* bias = c.bias ? g_bias : nullptr;
-    const embbert_aot::kernels::DepthwiseParams p = {c.x_offset, c.out_offset, c.multiplier, c.shift};
-    embbert_aot::kernels::DepthwiseConv1D(p, g_x, c.in_len, c.channels, c.w_packed, c.taps, bias, g_got, g_scratch);
-    tflite_micro::DepthwiseParams q = {};
-    q.padding_type = tflite_micro::PaddingType::kValid;
-    q.stride_width = q.stride_height = q.dilation_width_factor = q.dilation_height_factor = q.depth_multiplier = 1;
-    q.input_offset = c.x_offset;
-    q.output_offset = c.out_offset;
-    q.quantized_activation_min = -128;
-    q.quantized_activation_max = 127;
-    const int32_t dx[] = {1, 1, c.in_len, c.channels}, dw[] = {1, 1, c.taps, c.channels}, db[] = {c.channels},
-                  dout[] = {1, 1, out_len, c.channels};
-    tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(
-        q, c.multiplier, c.shift, tflite_micro::RuntimeShape(4, dx), g_x, tflite_micro::RuntimeShape(4, dw), c.w,
-        tflite_micro::RuntimeShape(1, db), bias, tflite_micro::RuntimeShape(4, dout), g_want);
-    int bad = 0;
-    for (int i = 0; i < out_len * c.channels; ++i) bad += g_got[i] != g_want[i];
-    if (bad) {
-      ++mismatches;
-      Print("case ");
-      PrintInt(k);
-      Print(" wrong outputs ");
-      PrintInt(bad);
-      Print("\n");
-    }
-  }
-  Print("cases ");
-  PrintInt(kNumCases);
-  Print(" mismatches ");
-  PrintInt(mismatches);
-  Print("\n");
-  embbert_test::End();
+int Check(const Case& c, embbert_test::Xorshift32& random) {
+  const int out_len = c.in_len - c.taps + 1;
+  random.Fill(g_x, c.in_len * c.channels, c.lo, c.hi);
+  for (int i = 0; i < c.channels; ++i) g_bias[i] = static_cast<int32_t>(random.Next() % 200001) - 100000;
+  const int32_t* bias = c.bias ? g_bias : nullptr;
+  const embbert_aot::kernels::DepthwiseParams p = {c.x_offset, c.out_offset, c.multiplier, c.shift};
+  embbert_aot::kernels::DepthwiseConv1D(p, g_x, c.in_len, c.channels, c.w_packed, c.taps, bias, g_got, g_scratch);
+  const int32_t dx[] = {1, 1, c.in_len, c.channels}, dw[] = {1, 1, c.taps, c.channels}, db[] = {c.channels},
+                dout[] = {1, 1, out_len, c.channels};
+  tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(
+      embbert_aot::kernels::ReferenceParams(p), c.multiplier, c.shift, tflite_micro::RuntimeShape(4, dx), g_x,
+      tflite_micro::RuntimeShape(4, dw), c.w, tflite_micro::RuntimeShape(1, db), bias,
+      tflite_micro::RuntimeShape(4, dout), g_want);
+  int bad = 0;
+  for (int i = 0; i < out_len * c.channels; ++i) bad += g_got[i] != g_want[i];
+  return bad;
 }
+
+void app_setup(void) { embbert_test::RunCases(kCases, kNumCases, Check); }
 
 void app_poll(void) {}

@@ -22,19 +22,6 @@
 namespace {
 int8_t g_a[kMaxElements], g_b[kMaxElements], g_got[kMaxElements], g_in_place[kMaxElements], g_want[kMaxElements];
 int32_t g_sums[kMaxElements];
-uint32_t g_state;
-
-uint32_t Next() {  // xorshift32
-  g_state ^= g_state << 13;
-  g_state ^= g_state >> 17;
-  g_state ^= g_state << 5;
-  return g_state;
-}
-
-void Fill(int8_t* p, int n, int lo, int hi) {
-  for (int i = 0; i < n; ++i) p[i] = static_cast<int8_t>(lo + static_cast<int>(Next() % (hi - lo + 1)));
-}
-
 tflite_micro::ArithmeticParams Arithmetic(const Case& c) {
   tflite_micro::ArithmeticParams p = {};
   p.left_shift = c.left_shift;
@@ -122,42 +109,20 @@ void Oracle(const Case& c) {
 }
 }  // namespace
 
-void app_setup(void) {
-  using embbert_test::Print;
-  using embbert_test::PrintInt;
-  port_init();
-  int mismatches = 0;
-  for (int k = 0; k < kNumCases; ++k) {
-    const Case& c = kCases[k];
-    const int n = c.outer * c.inner;
-    g_state = c.seed;
-    Fill(g_a, n, c.lo, c.hi);
-    Fill(g_b, (c.b_outer ? c.outer : 1) * (c.b_inner ? c.inner : 1), -128, 127);
-    Run(c, g_a, g_got);
-    for (int i = 0; i < n; ++i) g_in_place[i] = g_a[i];
-    const bool reduce = c.kind == 4;  // its output is smaller than its input: never in place
-    if (!reduce) Run(c, g_in_place, g_in_place);  // out = a, as the arena plan allows
-    Oracle(c);
-    int bad = 0;
-    for (int i = 0; i < (reduce ? c.outer : n); ++i)
-      bad += (g_got[i] != g_want[i]) + (!reduce && g_in_place[i] != g_want[i]);
-    if (bad) {
-      ++mismatches;
-      Print("case ");
-      PrintInt(k);
-      Print(" kind ");
-      PrintInt(c.kind);
-      Print(" wrong outputs ");
-      PrintInt(bad);
-      Print("\n");
-    }
-  }
-  Print("cases ");
-  PrintInt(kNumCases);
-  Print(" mismatches ");
-  PrintInt(mismatches);
-  Print("\n");
-  embbert_test::End();
+int Check(const Case& c, embbert_test::Xorshift32& random) {
+  const int n = c.outer * c.inner;
+  random.Fill(g_a, n, c.lo, c.hi);
+  random.Fill(g_b, (c.b_outer ? c.outer : 1) * (c.b_inner ? c.inner : 1), -128, 127);
+  Run(c, g_a, g_got);
+  for (int i = 0; i < n; ++i) g_in_place[i] = g_a[i];
+  const bool reduce = c.kind == 4;  // its output is smaller than its input: never in place
+  if (!reduce) Run(c, g_in_place, g_in_place);  // out = a, as the arena plan allows
+  Oracle(c);
+  int bad = 0;
+  for (int i = 0; i < (reduce ? c.outer : n); ++i) bad += (g_got[i] != g_want[i]) + (!reduce && g_in_place[i] != g_want[i]);
+  return bad;
 }
+
+void app_setup(void) { embbert_test::RunCases(kCases, kNumCases, Check); }
 
 void app_poll(void) {}

@@ -3,12 +3,13 @@
 // directly, bit for bit, on a bare-metal board (tests/test_aot_kernels.py).
 // matmul_cases.h (generated) lists shapes, zero points, multipliers and
 // shifts; the tensors come from a seeded xorshift, so the cases cost no flash.
-// Prints "case K ..." per mismatch, then "cases N mismatches M" and END.
+// Prints "case K ..." per mismatch, then "cases N mismatches M" and END (baremetal_test.h).
 #include "app.h"
 #include "baremetal_test.h"
 #include "batch_matmul.h"
 #include "fully_connected.h"
 #include "matmul_cases.h"  // struct Case kCases[kNumCases]; kMaxRows, kMaxUnits, kMaxDepth
+#include "reference_params.h"
 #include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
 
@@ -20,28 +21,8 @@ int8_t g_x[kMaxRows * kMaxDepth], g_w[kMaxUnits * kMaxDepth], g_got[kMaxRows * k
 int32_t g_bias[kMaxUnits], g_mult[kMaxUnits];
 int g_shift[kMaxUnits];
 alignas(8) int16_t g_scratch[4 * (kMaxDepth + 3)];
-uint32_t g_state;
-
-uint32_t Next() {  // xorshift32
-  g_state ^= g_state << 13;
-  g_state ^= g_state >> 17;
-  g_state ^= g_state << 5;
-  return g_state;
-}
-
-void Fill(int8_t* p, int n, int lo, int hi) {
-  for (int i = 0; i < n; ++i) p[i] = static_cast<int8_t>(lo + static_cast<int>(Next() % (hi - lo + 1)));
-}
-
 void Oracle(const Case& c, const MatMulParams& p) {
-  tflite_micro::FullyConnectedParams q = {};
-  q.input_offset = p.x_offset;
-  q.weights_offset = p.w_offset;
-  q.output_offset = p.out_offset;
-  q.output_multiplier = p.multiplier[0];
-  q.output_shift = p.shift[0];
-  q.quantized_activation_min = -128;
-  q.quantized_activation_max = 127;
+  const tflite_micro::FullyConnectedParams q = embbert_aot::kernels::ReferenceParams(p);
   if (c.batch_matmul) {  // batch 1: batch_matmul.cc's RHS-first call
     const int32_t dw[] = {1, c.units, c.depth}, dx[] = {1, c.depth, c.rows}, dout[] = {1, c.rows, c.units};
     tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(q, tflite_micro::RuntimeShape(3, dw), g_w,
@@ -61,46 +42,27 @@ void Oracle(const Case& c, const MatMulParams& p) {
 }
 }  // namespace
 
-void app_setup(void) {
-  using embbert_test::Print;
-  using embbert_test::PrintInt;
-  port_init();
-  int mismatches = 0;
-  for (int k = 0; k < kNumCases; ++k) {
-    const Case& c = kCases[k];
-    g_state = c.seed;
-    Fill(g_x, c.rows * c.depth, c.x_lo, c.x_hi);
-    Fill(g_w, c.units * c.depth, c.w_lo, c.w_hi);
-    for (int u = 0; u < c.units; ++u) {
-      g_bias[u] = static_cast<int32_t>(Next() % 200001) - 100000;
-      g_mult[u] = c.per_channel ? static_cast<int32_t>((1u << 30) + Next() % (1u << 30)) : c.multiplier;
-      g_shift[u] = c.per_channel ? c.shift - static_cast<int>(Next() % 4) : c.shift;
-    }
-    const MatMulParams p = {c.x_offset, c.w_offset, c.out_offset, g_mult, g_shift, c.per_channel != 0};
-    for (int i = 0; i < c.rows * c.units; ++i) g_got[i] = g_want[i] = 0;
-    if (c.batch_matmul)
-      embbert_aot::kernels::BatchMatMul(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
-    else
-      embbert_aot::kernels::FullyConnected(p, g_x, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
-                                           g_scratch);
-    Oracle(c, p);
-    int bad = 0;
-    for (int i = 0; i < c.rows * c.units; ++i) bad += g_got[i] != g_want[i];
-    if (bad) {
-      ++mismatches;
-      Print("case ");
-      PrintInt(k);
-      Print(" wrong outputs ");
-      PrintInt(bad);
-      Print("\n");
-    }
+int Check(const Case& c, embbert_test::Xorshift32& random) {
+  random.Fill(g_x, c.rows * c.depth, c.x_lo, c.x_hi);
+  random.Fill(g_w, c.units * c.depth, c.w_lo, c.w_hi);
+  for (int u = 0; u < c.units; ++u) {
+    g_bias[u] = static_cast<int32_t>(random.Next() % 200001) - 100000;
+    g_mult[u] = c.per_channel ? static_cast<int32_t>((1u << 30) + random.Next() % (1u << 30)) : c.multiplier;
+    g_shift[u] = c.per_channel ? c.shift - static_cast<int>(random.Next() % 4) : c.shift;
   }
-  Print("cases ");
-  PrintInt(kNumCases);
-  Print(" mismatches ");
-  PrintInt(mismatches);
-  Print("\n");
-  embbert_test::End();
+  const MatMulParams p = {c.x_offset, c.w_offset, c.out_offset, g_mult, g_shift, c.per_channel != 0};
+  for (int i = 0; i < c.rows * c.units; ++i) g_got[i] = g_want[i] = 0;
+  if (c.batch_matmul)
+    embbert_aot::kernels::BatchMatMul(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
+  else
+    embbert_aot::kernels::FullyConnected(p, g_x, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
+                                         g_scratch);
+  Oracle(c, p);
+  int bad = 0;
+  for (int i = 0; i < c.rows * c.units; ++i) bad += g_got[i] != g_want[i];
+  return bad;
 }
+
+void app_setup(void) { embbert_test::RunCases(kCases, kNumCases, Check); }
 
 void app_poll(void) {}

@@ -1,6 +1,6 @@
 // BATCH_MATMUL with adj_y, int8: TFLite-Micro's reference kernel (the oracle).
 #pragma once
-#include "kernel_params.h"
+#include "reference_params.h"
 #include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
 
 namespace embbert_aot {
@@ -11,14 +11,7 @@ constexpr int BatchMatMulScratchBytes(int /*depth*/) { return 0; }
 // x [batch, rows, depth], w [batch, units, depth] -> out [batch, rows, units]
 inline void BatchMatMul(const MatMulParams& p, const int8_t* x, const int8_t* w, int batch, int rows, int units,
                         int depth, int8_t* out, void* /*scratch*/) {
-  tflite_micro::FullyConnectedParams q = {};
-  q.input_offset = p.x_offset;
-  q.weights_offset = p.w_offset;
-  q.output_offset = p.out_offset;
-  q.output_multiplier = p.multiplier[0];
-  q.output_shift = p.shift[0];
-  q.quantized_activation_min = -128;
-  q.quantized_activation_max = 127;
+  const tflite_micro::FullyConnectedParams q = ReferenceParams(p);
   // batch_matmul.cc EvalInt8: the RHS first, the LHS seen as <batch, depth, rows> (SwapRowColumnDims)
   const int32_t dw[] = {batch, units, depth}, dx[] = {batch, depth, rows}, dout[] = {batch, rows, units};
   tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(q, tflite_micro::RuntimeShape(3, dw), w,
