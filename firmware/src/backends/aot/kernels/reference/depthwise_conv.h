@@ -10,7 +10,7 @@ namespace kernels {
 constexpr int DepthwiseConvScratchBytes(int /*out_len*/, int /*taps*/) { return 0; }
 
 // x [in_len, channels], w [taps, channels], bias [channels] or nullptr -> out [in_len - taps + 1, channels]
-inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
+__attribute__((always_inline)) inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
                             int taps, const int32_t* bias, int8_t* out, void* /*scratch*/) {
   const tflite_micro::DepthwiseParams q = ReferenceParams(p);
   const int32_t dx[] = {1, 1, in_len, channels}, dw[] = {1, 1, taps, channels}, db[] = {channels},

@@ -1,4 +1,5 @@
-// FULLY_CONNECTED, int8: TFLite-Micro's reference kernel (the oracle).
+// FULLY_CONNECTED, int8: TFLite-Micro's reference kernel (the oracle), inlined into the
+// generated code as a direct call would be (its constant shapes propagate).
 #pragma once
 #include "reference_params.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
@@ -9,7 +10,7 @@ namespace kernels {
 constexpr int FullyConnectedScratchBytes(int /*depth*/) { return 0; }
 
 // x [rows, depth], w [units, depth], bias [units] or nullptr -> out [rows, units]
-inline void FullyConnected(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+__attribute__((always_inline)) inline void FullyConnected(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
                            const int32_t* bias, int8_t* out, void* /*scratch*/) {
   const tflite_micro::FullyConnectedParams q = ReferenceParams(p);  // per channel: multiplier[0], shift[0] unused
   const int32_t dx[] = {rows, depth}, dw[] = {units, depth}, db[] = {units}, dout[] = {rows, units};

@@ -1,5 +1,6 @@
-// MUL, int8: TFLite-Micro's reference arithmetic (the oracle): MulElementwise,
-// which its Mul runs over the elements and BroadcastMul6DSlow computes per pair.
+// MUL, int8: TFLite-Micro's reference kernels (the oracle): Mul when b has a's
+// shape, else BroadcastMul6DSlow, as mul.cc chooses. Inlined into the
+// generated code, as a direct call would be.
 #pragma once
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
 
@@ -7,12 +8,15 @@ namespace embbert_aot {
 namespace kernels {
 
 // out[o][k] = a[o][k] * b[o * b_outer + k * b_inner] (o < outer, k < inner; b_inner 0 or 1, a stride 0 broadcasts b)
-inline void Mul(const tflite_micro::ArithmeticParams& p, const int8_t* a, const int8_t* b, int outer, int inner,
-                int b_outer, int b_inner, int8_t* out) {
-  for (int o = 0; o < outer; ++o)
-    for (int k = 0; k < inner; ++k)
-      tflite_micro::reference_integer_ops::MulElementwise(1, p, a + o * inner + k, b + o * b_outer + k * b_inner,
-                                                          out + o * inner + k);
+__attribute__((always_inline)) inline void Mul(const tflite_micro::ArithmeticParams& p, const int8_t* a,
+                                               const int8_t* b, int outer, int inner, int b_outer, int b_inner,
+                                               int8_t* out) {
+  const int32_t dims[] = {outer, inner}, bdims[] = {b_outer ? outer : 1, b_inner ? inner : 1};
+  const tflite_micro::RuntimeShape shape(2, dims), bshape(2, bdims);
+  if (b_outer && b_inner)
+    tflite_micro::reference_integer_ops::Mul(p, shape, a, shape, b, shape, out);
+  else
+    tflite_micro::reference_integer_ops::BroadcastMul6DSlow(p, shape, a, bshape, b, shape, out);
 }
 
 }  // namespace kernels
