@@ -10,8 +10,9 @@ namespace kernels {
 constexpr int DepthwiseConvScratchBytes(int /*out_len*/, int /*taps*/) { return 0; }
 
 // x [in_len, channels], w [taps, channels], bias [channels] or nullptr -> out [in_len - taps + 1, channels]
-__attribute__((always_inline)) inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
-                            int taps, const int32_t* bias, int8_t* out, void* /*scratch*/) {
+__attribute__((always_inline)) inline  // as a direct call: constant shapes propagate
+void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
+                     int taps, const int32_t* bias, int8_t* out, void* /*scratch*/) {
   const tflite_micro::DepthwiseParams q = ReferenceParams(p);
   const int32_t dx[] = {1, 1, in_len, channels}, dw[] = {1, 1, taps, channels}, db[] = {channels},
                 dout[] = {1, 1, in_len - taps + 1, channels};

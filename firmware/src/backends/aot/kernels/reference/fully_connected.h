@@ -10,8 +10,9 @@ namespace kernels {
 constexpr int FullyConnectedScratchBytes(int /*depth*/) { return 0; }
 
 // x [rows, depth], w [units, depth], bias [units] or nullptr -> out [rows, units]
-__attribute__((always_inline)) inline void FullyConnected(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
-                           const int32_t* bias, int8_t* out, void* /*scratch*/) {
+__attribute__((always_inline)) inline  // as a direct call: constant shapes propagate
+void FullyConnected(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+                    const int32_t* bias, int8_t* out, void* /*scratch*/) {
   const tflite_micro::FullyConnectedParams q = ReferenceParams(p);  // per channel: multiplier[0], shift[0] unused
   const int32_t dx[] = {rows, depth}, dw[] = {units, depth}, db[] = {units}, dout[] = {rows, units};
   const tflite_micro::RuntimeShape sx(2, dx), sw(2, dw), sb(1, db), so(2, dout);

@@ -7,8 +7,9 @@ namespace embbert_aot {
 namespace kernels {
 
 // x [outer, inner] -> out [outer]; scratch: outer int32
-__attribute__((always_inline)) inline void ReduceLastAxis(const ReduceParams& p, const int8_t* x, int outer, int inner, int8_t* out,
-                           int32_t* scratch) {
+__attribute__((always_inline)) inline  // as a direct call: constant shapes propagate
+void ReduceLastAxis(const ReduceParams& p, const int8_t* x, int outer, int inner, int8_t* out,
+                    int32_t* scratch) {
   const int dx[] = {outer, inner}, dout[] = {outer, 1}, axis[] = {1};
   int temp_index[2], resolved_axis[2];
   if (!p.quantized) {
