@@ -194,7 +194,7 @@ inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_off
 }
 
 #if EMBBERT_AOT_DSP
-// Block<4> for a depth that is a multiple of 8 (the model's 16, 128 and L):
+// Block<4> for a depth that is a multiple of 8 (the model's 16 and 128, and n when it is one):
 // dot products of a chunk of units in one asm block (DotUnits4), then their
 // requantization, with SMMULR for a unit whose accumulators are all within
 // QuantizedMultiplier::SmallLimit (|acc| <= largest).
@@ -241,7 +241,7 @@ template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
                   int8_t* out, int out_stride, int16_t* scratch, int64_t largest) {
 #if EMBBERT_AOT_DSP
-  if (R == 4 && depth % 8 == 0 && units > 0) {
+  if (R == 4 && depth >= 8 && depth % 8 == 0 && units > 0) {  // DotUnits4 runs its loop at least once
     Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch, largest);
     return;
   }
