@@ -66,8 +66,8 @@ def measure(art: Path, board: str, kernels: str, lengths: list[int], ids: dict[i
     for n in lengths:
         rows[n]["profile_instructions"] = prof[n]["instructions"]  # + the profile's own counter reads
         rows[n]["profile_logits_match"] = prof[n]["logits"] == rows[n]["logits"] if ids[n] == ids[longest][:n] else None
-        rows[n]["ops"] = prof[n]["ops"]
         rows[n]["by_kind"] = by_kind(prof[n]["ops"])
+    rows[longest]["ops"] = {str(o["op"]): o["instructions"] for o in prof[longest]["ops"]}  # kinds: result["op_kinds"]
     return {"arena_bytes": fw["aot"]["arena_bytes"], "flash_bytes": fw["flash_bytes"], "ram_bytes": fw["ram_bytes"],
             "lengths": rows}
 
@@ -113,7 +113,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="embbert-latency-"))
     result = {"model": man["model"], "model_note": args.model_note, "task": man["task"],
               "model_sha256": man["model_file"]["sha256"], "sequence_length": L,
-              "macs": {n: macs(graph, n) for n in lengths}, "boards": {}}
+              "macs": {n: macs(graph, n) for n in lengths}, "op_kinds": {str(op.index): op.kind for op in graph.ops},
+              "boards": {}}
     for board in args.boards:
         result["boards"][board] = {k: measure(art, board, k, lengths, ids, work / "builds") for k in KERNELS}
     console = Console()
