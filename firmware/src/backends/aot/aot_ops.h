@@ -114,6 +114,13 @@ inline void Concat2(const T* a, int a_chunk, const T* b, int b_chunk, int outer,
 // Transpose of a rank-<=4 tensor (dims padded to 4 with leading 1s; perm over 4).
 template <typename T>
 inline void Transpose4(const T* in, const int32_t* dims, const int* perm, T* out) {
+  if (perm[0] == 0 && perm[1] == 1 && perm[2] == 3 && perm[3] == 2) {  // the last two axes swapped
+    const int rows = dims[2], cols = dims[3];
+    for (int m = 0; m < dims[0] * dims[1]; ++m, in += rows * cols, out += rows * cols)
+      for (int c = 0; c < cols; ++c)
+        for (int r = 0; r < rows; ++r) out[c * rows + r] = in[r * cols + c];
+    return;
+  }
   int32_t stride[4];
   stride[3] = 1;
   for (int i = 2; i >= 0; --i) stride[i] = stride[i + 1] * dims[i + 1];
@@ -132,6 +139,19 @@ template <typename T>
 inline void Pad4(const T* in, const int32_t* dims, const int32_t* before, const int32_t* after, T value, T* out) {
   int32_t od[4];
   for (int i = 0; i < 4; ++i) od[i] = dims[i] + before[i] + after[i];
+  if (before[3] == 0 && after[3] == 0) {  // whole rows: copied or filled, not element by element
+    const int row = dims[3];
+    for (int a = 0; a < od[0]; ++a)
+      for (int b = 0; b < od[1]; ++b)
+        for (int c = 0; c < od[2]; ++c, out += row) {
+          const int ia = a - before[0], ib = b - before[1], ic = c - before[2];
+          if (ia >= 0 && ia < dims[0] && ib >= 0 && ib < dims[1] && ic >= 0 && ic < dims[2])
+            memcpy(out, in + ((ia * dims[1] + ib) * dims[2] + ic) * row, sizeof(T) * row);
+          else
+            for (int d = 0; d < row; ++d) out[d] = value;
+        }
+    return;
+  }
   int k = 0;
   for (int a = 0; a < od[0]; ++a)
     for (int b = 0; b < od[1]; ++b)
