@@ -87,6 +87,15 @@ def test_full_length_logits_are_bit_identical_to_tflite_micro(family_art, tmp_pa
     assert got == ref
 
 
+def test_optimized_kernels_plain_c_path_is_bit_identical_on_the_host(family_art, tmp_path_factory):
+    """kernels/optimized without the DSP extension (the host's g++): its plain-C loops."""
+    seqs, L = _sentences(family_art, 30)
+    ref = artifact_micro_logits(family_art, seqs)
+    exe = build_host(family_art / "model.tflite", tmp_path_factory.mktemp("aot-optimized"), kernels="optimized")
+    with HostModel(exe) as hm:
+        assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
+
+
 def test_length_aware_mode_matches_on_real_sentences(art, host):
     """Only the n real tokens are computed; padded keys are masked in the
     graph, so the logits are expected (not guaranteed) to match: count them."""
@@ -200,3 +209,23 @@ def test_headers_come_from_the_pinned_wheels_once():
     assert (tflm / "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h").is_file()
     assert (gemmlowp / "fixedpoint/fixedpoint.h").is_file()
     assert "xmos-ai-tools-1.4.2" in str(tflm) and "tensorflow-cpu-2.20.0" in str(gemmlowp)
+
+
+def test_per_op_profile_on_qemu_reference_and_optimized_kernels(art, tmp_path):
+    """convert/aot/profile.py: every op of the graph reported with its instructions; the two
+    kernel folders give the same logits (the host build's), ours in fewer instructions."""
+    from embbert.convert.aot.profile import profile
+
+    seqs, L = _sentences(art, 3)
+    ids = seqs[-1]  # the full-length sentence: its first n are real ids for every n
+    runs = {k: profile(art / "model.tflite", "qemu-m4", [8, L], ids, tmp_path / k, k)
+            for k in ("reference", "optimized")}
+    g = read_graph((art / "model.tflite").read_bytes())
+    kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace
+    want = _host_lengths(art, [ids[:8], ids])
+    for k, run in runs.items():
+        assert [run[8]["logits"], run[L]["logits"]] == want, k
+        assert {o["kind"] for o in run[L]["ops"]} == kinds and all(o["instructions"] > 0 for o in run[L]["ops"])
+        assert sum(o["macs"] for o in run[L]["ops"]) == macs(g, L)
+    fc = {k: sum(o["instructions"] for o in run[L]["ops"] if o["kind"] == "FULLY_CONNECTED") for k, run in runs.items()}
+    assert fc["optimized"] < fc["reference"] / 2

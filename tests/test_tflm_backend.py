@@ -579,7 +579,8 @@ def _small(board_name, ram_bytes):
 def test_model_fits_checks_the_chosen_backends_own_figures(tmp_path, monkeypatch):
     """aot: only its plan's arena and weights; tflm: the manifest's TFLite-Micro arena and the .tflite."""
     art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, arena=297_320, with_model=False)
-    monkeypatch.setattr(build, "_aot_manifest", lambda art_dir, m: {**m, "arena_bytes": 196_864, "flash_bytes": 430_000})
+    monkeypatch.setattr(build, "_aot_manifest",
+                        lambda art_dir, m, *kernels: {**m, "arena_bytes": 196_864, "flash_bytes": 430_000})
     overhead = 16_384 + build.CORE_RAM_BYTES
     board = _small("nucleo-l4r5zi", 196_864 + overhead + 1000)  # the aot arena fits, TFLite-Micro's does not
     build._check_fits(art, manifest, board, "aot")

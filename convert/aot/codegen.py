@@ -3,7 +3,9 @@
 Prepare happens here, in Python (quant.py mirrors TFLite-Micro's Prepare);
 Eval is the generated `embbert_aot::Infer(ids, n, logits)`, which calls
 TFLite-Micro's reference kernels (headers from the pinned wheels, see
-headers.py) and the few kernels in firmware/src/backends/aot/aot_ops.h.
+headers.py), the few kernels in firmware/src/backends/aot/aot_ops.h and the
+kernels of firmware/src/backends/aot/kernels/<KERNELS>/ (the board's choice:
+TFLite-Micro's reference, or ours, bit-exact with it).
 
 - Weights are `static const` arrays (flash on a microcontroller).
 - Activations live in one static arena at offsets planned here from each
@@ -75,16 +77,65 @@ def _alias_roots(g: Graph) -> dict[int, int]:
     return roots
 
 
-def _scratch_bytes(g: Graph, op: Op) -> int:
-    """Per-op scratch (MEAN/SUM: an int32 sum per output element)."""
-    if op.kind in ("MEAN", "SUM"):
-        return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
-    if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):  # the transposed RHS
-        return int(np.prod(g.tensors[op.inputs[1]].static_shape))
+# The kernels under the generated code (firmware/src/backends/aot/kernels/<name>/,
+# chosen per board: board.toml build.aot_kernels): TFLite-Micro's reference
+# kernels, or ours, bit-exact with them.
+KERNELS = ("reference", "optimized")
+
+
+def matmul_scratch_bytes(depth: int) -> int:
+    """kernels/optimized/matmul.h ScratchBytes: 4 rows of depth (rounded up to 4) as int16."""
+    return 4 * ((depth + 3) // 4) * 4 * 2
+
+
+def _transposed_rhs_bytes(g: Graph, op: Op) -> int:
+    """BATCH_MATMUL without adj_y: the RHS transposed into scratch first (batch_matmul.cc)."""
+    if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):
+        return _align(int(np.prod(g.tensors[op.inputs[1]].static_shape)))
     return 0
 
 
-def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
+def _depthwise_1d(g: Graph, op: Op) -> bool:
+    """DEPTHWISE_CONV_2D along one axis: input [1, 1, W, C], filter [1, 1, taps, C], VALID, stride,
+    dilation and depth multiplier 1 (kernels' DepthwiseConv1D)."""
+    o = op.options
+    xs, ws = g.tensors[op.inputs[0]].shape, g.tensors[op.inputs[1]].static_shape
+    return (o.get("padding") == 1 and o.get("strideW", 1) == o.get("strideH", 1) == 1
+            and o.get("dilationWFactor", 1) == o.get("dilationHFactor", 1) == 1 and o.get("depthMultiplier", 1) == 1
+            and len(xs) == 4 and xs[0] == xs[1] == (0, 1) and ws[:2] == [1, 1])
+
+
+def pack_depthwise_weights(w: np.ndarray, kernels: str) -> np.ndarray:
+    """w [taps, C] as the kernels want it: reference, TFLite's layout; optimized
+    (kernels/optimized/depthwise_conv.h), per channel the taps padded with zeros
+    to a multiple of 4, each 4 as [w0 w2 w1 w3] (SXTB16 -> (w0, w1), SXTB16 ROR 8 -> (w2, w3))."""
+    if kernels == "reference":
+        return w
+    taps, channels = w.shape
+    padded = np.zeros((channels, (taps + 3) // 4 * 4), np.int8)
+    padded[:, :taps] = w.T
+    return padded.reshape(channels, -1, 4)[:, :, [0, 2, 1, 3]].reshape(channels, -1)
+
+
+def _depthwise_scratch_bytes(out_len: int, taps: int) -> int:
+    """kernels/optimized/depthwise_conv.h DepthwiseConvScratchBytes: one int16 column."""
+    return 2 * ((out_len + 3) // 4 * 4 + (taps + 3) // 4 * 4 + 4)
+
+
+def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
+    """Per-op scratch (MEAN/SUM: an int32 sum per output element; BATCH_MATMUL
+    without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
+    if op.kind in ("MEAN", "SUM"):
+        return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    size = _transposed_rhs_bytes(g, op)
+    if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
+        size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
+    if kernels == "optimized" and op.kind == "DEPTHWISE_CONV_2D" and _depthwise_1d(g, op):
+        size += _depthwise_scratch_bytes(g.tensors[op.outputs[0]].static_shape[2], g.tensors[op.inputs[1]].static_shape[2])
+    return size
+
+
+def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
     roots = _alias_roots(g)
     bufs: dict[int, Buffer] = {}
 
@@ -107,7 +158,7 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
             touch(t, k, True)
     for t in g.outputs:
         touch(t, len(g.ops), False)
-    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op))}
+    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op, kernels))}
     everything = list(bufs.values()) + list(scratch.values())
     placed: list[Buffer] = []
     for b in sorted(everything, key=lambda b: (-b.size, b.first)):
@@ -123,7 +174,7 @@ def plan_arena(g: Graph) -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
     return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
 
 
-def schedule(g: Graph) -> None:
+def schedule(g: Graph, kernels: str = "reference") -> None:
     """Reorder g.ops to shrink the arena: each op as late as possible (right
     before its first consumer), kept only if the plan gets smaller. The order of
     independent ops changes no arithmetic; every op computes the same tensor."""
@@ -132,7 +183,7 @@ def schedule(g: Graph) -> None:
     sizes = []
     for order in candidates:
         g.ops = order
-        sizes.append(plan_arena(g)[2])
+        sizes.append(plan_arena(g, kernels)[2])
     g.ops = candidates[sizes.index(min(sizes))]  # first of the smallest: the original order on a tie
 
 
@@ -214,10 +265,13 @@ def _carray(values, per_line: int = 24) -> str:
 
 
 class Emitter:
-    def __init__(self, g: Graph):
-        schedule(g)
+    def __init__(self, g: Graph, kernels: str = "reference"):
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
+        schedule(g, kernels)
         self.g = g
-        self.bufs, self.scratch, self.arena_bytes = plan_arena(g)
+        self.kernels = kernels
+        self.bufs, self.scratch, self.arena_bytes = plan_arena(g, kernels)
         self.consts: list[str] = []
         self.body: list[str] = []
         self.const_names: dict[int, str] = {}
@@ -311,6 +365,27 @@ class Emitter:
         same = [dim_c(d) for d in s1] == [dim_c(d) for d in s2] == [dim_c(d) for d in so]
         return lines, self.rs("d1", s1), self.rs("d2", s2), self.rs("dout", so), same
 
+    def _row_broadcast(self, op) -> tuple[bool, str, str, str, str] | None:
+        """An int8 binary op as kernels' (a, b) with strides: (swap a and b, outer,
+        inner, b_outer, b_inner) when one input has the output's shape and the
+        other is the same, a row [inner], a column [outer, 1] or a scalar; else None."""
+        so = [dim_c(d) for d in self.g.tensors[op.outputs[0]].shape]
+        shapes = [[dim_c(d) for d in s] for s in op.options["in_shapes"]]
+        for swap in (False, True):
+            a, b = shapes[::-1] if swap else shapes
+            if len(a) != len(so) or a != so or not so:
+                continue
+            b = ["1"] * (len(so) - len(b)) + b
+            lead_same, lead_one = b[:-1] == so[:-1], all(d == "1" for d in b[:-1])
+            last_same, last_one = b[-1] == so[-1], b[-1] == "1"
+            if not (lead_same or lead_one) or not (last_same or last_one):
+                continue
+            outer, inner = _prod(self.g.tensors[op.outputs[0]].shape[:-1]) or "1", so[-1]
+            b_inner = "1" if last_same and so[-1] != "1" else "0"
+            b_outer = ("1" if last_one else inner) if lead_same else "0"
+            return swap, outer, inner, b_outer, b_inner
+        return None
+
     def op_sub(self, op):
         return self.op_add(op, sub=True)
 
@@ -318,6 +393,9 @@ class Emitter:
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         if o.dtype == "int32":
             return self._int32_binary(op, "-" if sub else "+")
+        rows = None if sub else self._row_broadcast(op)
+        if rows and rows[0]:  # the broadcast input second: ADD is symmetric in its two inputs' parameters
+            a, b = b, a
         p = (quant.sub_params if sub else quant.add_params)(a.s, b.s, o.s)
         lines, r1, r2, ro, same = self._binary_int8_shapes(op)
         if sub:  # sub.cc: reference_ops::Sub, or BroadcastQuantSubSlow when the shapes differ
@@ -334,9 +412,12 @@ class Emitter:
             f"p.output_offset = {o.zero_point}; p.output_multiplier = {p['output_multiplier']}; "
             f"p.output_shift = {p['output_shift']};",
             "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-            f"{kernel}(p, {r1}, "
-            f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
         ]
+        if rows:  # kernels/<reference|optimized>/add.h
+            lines.append(f"embbert_aot::kernels::Add(p, {self.t(a.index)}, {self.t(b.index)}, {', '.join(rows[1:])}, "
+                         f"{self.t(o.index)});")
+        else:
+            lines.append(f"{kernel}(p, {r1}, {self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});")
         self._check_act(op)
         return lines
 
@@ -346,12 +427,17 @@ class Emitter:
             return self._int32_binary(op, "*")
         m, s = quant.mul_params(a.s, b.s, o.s)
         lines, r1, r2, ro, same = self._binary_int8_shapes(op)
+        rows = self._row_broadcast(op)
+        if rows and rows[0]:
+            a, b = b, a
         lines += [
             "tflite_micro::ArithmeticParams p = {};",
             f"p.input1_offset = {-a.zero_point}; p.input2_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
             f"p.output_multiplier = {m}; p.output_shift = {s};",
             "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-            f"tflite_micro::reference_integer_ops::{'Mul' if same else 'BroadcastMul6DSlow'}(p, {r1}, "
+            f"embbert_aot::kernels::Mul(p, {self.t(a.index)}, {self.t(b.index)}, {', '.join(rows[1:])}, "
+            f"{self.t(o.index)});"
+            if rows else f"tflite_micro::reference_integer_ops::BroadcastMul6DSlow(p, {r1}, "
             f"{self.t(a.index)}, {r2}, {self.t(b.index)}, {ro}, {self.t(o.index)});",
         ]
         self._check_act(op)
@@ -389,33 +475,30 @@ class Emitter:
             lines.append(f"  memcpy(o, {self.t(i)} + r * ({chunk}), sizeof({ctype}) * ({chunk})); o += {chunk};")
         return lines + ["}"]
 
+    def _scratch(self, op, skip: int = 0) -> str:
+        return f"g_arena + {self.scratch[op.index].offset + skip}" if op.index in self.scratch else "nullptr"
+
+    def _matmul_params(self, x, w, o, mults, shifts) -> list[str]:
+        """kernels::MatMulParams p (kernel_params.h)."""
+        return [f"static const int32_t mult[] = {_carray(mults)};", f"static const int shift[] = {_carray(shifts)};",
+                f"const embbert_aot::kernels::MatMulParams p = {{{-x.zero_point}, {-w.zero_point}, {o.zero_point}, "
+                f"mult, shift, {'true' if len(mults) > 1 else 'false'}}};"]
+
     def op_fully_connected(self, op):
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
         units, depth = w.static_shape
-        xs = self.shape(x.index)
-        rows = _prod(xs[:-1]) or "1"
-        lines = [f"const int32_t dx[] = {{{rows}, {depth}}};", f"const int32_t dw[] = {{{units}, {depth}}};",
-                 f"const int32_t db[] = {{{units}}};", f"const int32_t dout[] = {{{rows}, {units}}};",
-                 "tflite_micro::FullyConnectedParams p = {};",
-                 f"p.input_offset = {-x.zero_point}; p.weights_offset = {-w.zero_point}; "
-                 f"p.output_offset = {o.zero_point};",
-                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;"]
-        b = self.t(bias) if bias >= 0 else "nullptr"
-        args = (f"tflite_micro::RuntimeShape(2, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(2, dw), "
-                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, tflite_micro::RuntimeShape(2, dout), "
-                f"{self.t(o.index)}")
+        rows = _prod(self.shape(x.index)[:-1]) or "1"
         if len(w.scale) > 1:
             mults, shifts = quant.per_channel_multipliers(x.s, w.scale, o.s)
-            lines += [f"static const int32_t mult[] = {_carray(mults)};", f"static const int shift[] = {_carray(shifts)};",
-                      f"tflite_micro::reference_integer_ops::FullyConnectedPerChannel<int8_t, int8_t, int8_t, int32_t>"
-                      f"(p, mult, shift, {args});"]
         else:
-            m, s = quant.quantize_multiplier(quant.conv_multiplier(x.s, w.s, o.s))
-            lines += [f"p.output_multiplier = {m}; p.output_shift = {s};",
-                      f"tflite_micro::reference_integer_ops::FullyConnected<int8_t, int8_t, int8_t, int32_t>(p, {args});"]
-        return lines
+            m, sh = quant.quantize_multiplier(quant.conv_multiplier(x.s, w.s, o.s))
+            mults, shifts = [m], [sh]
+        b = self.t(bias) if bias >= 0 else "nullptr"
+        return self._matmul_params(x, w, o, mults, shifts) + [
+            f"embbert_aot::kernels::FullyConnected(p, {self.t(x.index)}, {rows}, {self.t(w.index)}, {units}, {depth}, "
+            f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
 
     def _reduce(self, op, compute_sum: bool):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -425,10 +508,16 @@ class Emitter:
         scratch = f"reinterpret_cast<int32_t*>(g_arena + {self.scratch[op.index].offset})"
         lines = [self.dims("dx", xs, "int"), self.dims("dout", os_, "int"),
                  f"const int axis[] = {{{', '.join(map(str, axes))}}};", "int temp_index[6]; int resolved_axis[6];"]
+        quantized = not (not compute_sum and x.zero_point == o.zero_point and quant.f32(x.s) == quant.f32(o.s))
+        if [a % len(xs) for a in axes] == [len(xs) - 1]:  # over the last axis: kernels/<...>/reduce.h
+            return [f"const embbert_aot::kernels::ReduceParams p = {{{str(quantized).lower()}, "
+                    f"{str(compute_sum).lower()}, {x.zero_point}, {m}, {s}, {o.zero_point}}};",
+                    f"embbert_aot::kernels::ReduceLastAxis(p, {self.t(x.index)}, {_prod(xs[:-1]) or '1'}, "
+                    f"{dim_c(xs[-1])}, {self.t(o.index)}, {scratch});"]
         keep = "true" if op.options.get("keepDims") else "false"
         common = (f"{len(xs)}, {self.t(o.index)}, {{OUT}}, dout, {max(1, len(os_))}, axis, {len(axes)}, {keep}, "
                   f"temp_index, resolved_axis, {scratch}")
-        if not compute_sum and x.zero_point == o.zero_point and quant.f32(x.s) == quant.f32(o.s):
+        if not quantized:
             lines.append(f"tflite_micro::reference_ops::Mean<int8_t, int32_t>({self.t(x.index)}, dx, "
                          + common.replace("{OUT}, ", "") + ");")
         else:
@@ -500,13 +589,27 @@ class Emitter:
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
     def op_depthwise_conv_2d(self, op):
-        """depthwise_conv.cc, int8 per channel: DepthwiseConvParamsQuantized (VALID: no padding)."""
+        """depthwise_conv.cc, int8 per channel; one-axis (the conv branch's [1, 1, W, C] over
+        [1, 1, taps, C], VALID, stride 1) through kernels/<...>/depthwise_conv.h, weights packed
+        for the kernels (pack_depthwise_weights); anything else TFLite-Micro's reference kernel."""
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
         channels = w.static_shape[3]
         mults, shifts = quant.per_channel_multipliers(x.s, w.scale if len(w.scale) > 1 else w.scale * channels, o.s)
-        return [self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
+        b = self.t(bias) if bias >= 0 else "nullptr"
+        params = [f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};"]
+        if _depthwise_1d(self.g, op):
+            xs = self.shape(x.index)
+            taps = w.static_shape[2]
+            packed = pack_depthwise_weights(w.data.reshape(taps, channels), self.kernels)
+            return params + [
+                f"alignas(4) static const int8_t wp[] = {_carray(packed)};",
+                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift}};",
+                f"embbert_aot::kernels::DepthwiseConv1D(p, {self.t(x.index)}, {dim_c(xs[2])}, {channels}, wp, {taps}, "
+                f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
+        return params + [
+                self.dims("dx", self.shape(x.index)), self.dims("dw", _static4(w.static_shape)),
                 f"const int32_t db[] = {{{channels}}};", self.dims("dout", o.shape),
                 "tflite_micro::DepthwiseParams p = {};",
                 "p.padding_type = tflite_micro::PaddingType::kValid;",
@@ -515,52 +618,49 @@ class Emitter:
                 "p.depth_multiplier = 1;",
                 f"p.input_offset = {-x.zero_point}; p.weights_offset = 0; p.output_offset = {o.zero_point};",
                 "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-                f"static const int32_t mult[] = {_carray(mults)};", f"static const int32_t shift[] = {_carray(shifts)};",
                 f"tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(p, mult, shift, "
                 f"tflite_micro::RuntimeShape(4, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(4, dw), "
-                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {self.t(bias) if bias >= 0 else 'nullptr'}, "
+                f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, "
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
-        sa = sa[:-2] + [sa[-1], sa[-2]]  # TFLite-Micro views the LHS as <..., B, A> (SwapRowColumnDims)
         rhs = self.t(b.index)
         pre = []
         if not op.options.get("adjY"):  # batch_matmul.cc: TransposeRowsColumns(rhs) into a buffer first
             rank = len(sb)
             perm = list(range(4 - rank)) + [4 - rank + i for i in range(rank - 2)] + [3, 2]
-            rhs = f"reinterpret_cast<int8_t*>(g_arena + {self.scratch[op.index].offset})"
+            rhs = f"reinterpret_cast<int8_t*>({self._scratch(op)})"
             pre = [self.dims("drhs", self._rank4(sb)), f"const int perm[] = {{{', '.join(map(str, perm))}}};",
                    f"embbert_aot::Transpose4<int8_t>({self.t(b.index)}, drhs, perm, {rhs});"]
             sb = sb[:-2] + [sb[-1], sb[-2]]
-        return pre + [self.dims("da", sa), self.dims("db", sb), self.dims("dout", o.shape),
-                "tflite_micro::FullyConnectedParams p = {};",
-                f"p.input_offset = {-a.zero_point}; p.weights_offset = {-b.zero_point}; p.output_offset = {o.zero_point};",
-                f"p.output_multiplier = {m}; p.output_shift = {s};",
-                "p.quantized_activation_min = -128; p.quantized_activation_max = 127;",
-                "// TFLite-Micro passes the RHS first (batch_matmul.cc EvalInt8)",
-                f"tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(p, {self.rs('db', sb)}, {rhs}, "
-                f"{self.rs('da', sa)}, {self.t(a.index)}, {self.rs('dout', o.shape)}, {self.t(o.index)});"]
+        if op.options.get("adjX") or [dim_c(d) for d in sa[:-2]] != [dim_c(d) for d in sb[:-2]]:
+            raise AotUnsupported(f"op {op.index} BATCH_MATMUL with adj_x or broadcast batch dims {sa} {sb}")
+        batch = _prod(sa[:-2]) or "1"
+        scratch = self._scratch(op, _transposed_rhs_bytes(self.g, op))
+        return pre + self._matmul_params(a, b, o, [m], [s]) + [
+            f"embbert_aot::kernels::BatchMatMul(p, {self.t(a.index)}, {rhs}, {batch}, {dim_c(sa[-2])}, "
+            f"{dim_c(sb[-2])}, {dim_c(sa[-1])}, {self.t(o.index)}, {scratch});"]
 
     def op_softmax(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
         if o.zero_point != -128 or quant.f32(o.s) != quant.f32(1 / 256):
             raise AotUnsupported("SOFTMAX output must be scale 1/256, zero point -128")
         mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), x.s)
-        return [self.dims("dx", x.shape), "tflite_micro::SoftmaxParams p = {};",
+        return ["tflite_micro::SoftmaxParams p = {};",
                 f"p.input_multiplier = {mult}; p.input_left_shift = {shift}; p.diff_min = {diff_min};",
-                f"tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, {self.rs('dx', x.shape)}, {self.t(x.index)}, "
-                f"{self.rs('dx', x.shape)}, {self.t(o.index)});"]
+                f"embbert_aot::kernels::Softmax(p, {self.t(x.index)}, {_prod(x.shape[:-1]) or '1'}, "
+                f"{dim_c(x.shape[-1])}, {self.t(o.index)});"]
 
     def op_logistic(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
         if o.zero_point != -128:
             raise AotUnsupported("LOGISTIC output zero point must be -128")
         mult, shift, radius = quant.logistic_params(x.s)
-        return [f"tflite_micro::reference_integer_ops::Logistic({x.zero_point}, {radius}, {mult}, {shift}, "
-                f"{_prod(x.shape)}, {self.t(x.index)}, {self.t(o.index)});"]
+        return [f"const embbert_aot::kernels::LogisticParams p = {{{x.zero_point}, {radius}, {mult}, {shift}}};",
+                f"embbert_aot::kernels::Logistic(p, {self.t(x.index)}, {_prod(x.shape)}, {self.t(o.index)});"]
 
     def op_tanh(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -585,30 +685,32 @@ def _static4(shape: list[int]) -> list[Dim]:
 
 # ---------------------------------------------------------------- MACs
 
+def op_macs(g: Graph, op: Op, n: int) -> int:
+    """Multiply-accumulates of one op on n tokens (FC, conv, batch matmul; 0 for the rest)."""
+    o = g.tensors[op.outputs[0]]
+    out = int(np.prod([dim_eval(d, n) for d in o.shape]))
+    if op.kind == "FULLY_CONNECTED":
+        return out * g.tensors[op.inputs[1]].static_shape[1]
+    if op.kind == "CONV_2D":
+        w = g.tensors[op.inputs[1]].static_shape
+        return out * w[1] * w[2] * w[3]
+    if op.kind == "DEPTHWISE_CONV_2D":
+        w = g.tensors[op.inputs[1]].static_shape
+        return out * w[1] * w[2]
+    if op.kind == "BATCH_MATMUL":
+        return out * dim_eval(g.tensors[op.inputs[0]].shape[-1], n)
+    return 0
+
+
 def macs(g: Graph, n: int) -> int:
-    """Multiply-accumulates of one inference on n tokens (FC, conv, batch matmul)."""
-    total = 0
-    for op in g.ops:
-        o = g.tensors[op.outputs[0]]
-        out = int(np.prod([dim_eval(d, n) for d in o.shape]))
-        if op.kind == "FULLY_CONNECTED":
-            total += out * g.tensors[op.inputs[1]].static_shape[1]
-        elif op.kind == "CONV_2D":
-            w = g.tensors[op.inputs[1]].static_shape
-            total += out * w[1] * w[2] * w[3]
-        elif op.kind == "DEPTHWISE_CONV_2D":
-            w = g.tensors[op.inputs[1]].static_shape
-            total += out * w[1] * w[2]
-        elif op.kind == "BATCH_MATMUL":
-            a = g.tensors[op.inputs[0]].shape
-            total += out * dim_eval(a[-1], n)
-    return total
+    """Multiply-accumulates of one inference on n tokens."""
+    return sum(op_macs(g, op, n) for op in g.ops)
 
 
 # ---------------------------------------------------------------- files
 
-def generate(g: Graph, model_sha256: str) -> tuple[str, str, dict]:
-    em = Emitter(g)
+def generate(g: Graph, model_sha256: str, kernels: str = "reference") -> tuple[str, str, dict]:
+    em = Emitter(g, kernels)
     em.emit()
     out = g.tensors[g.outputs[0]]
     n_logits = int(np.prod(out.static_shape))
@@ -635,17 +737,25 @@ void Infer(const int32_t* ids, int n, int8_t* logits);
     body = "\n".join(em.body)
     source = f"""// Generated by embbert convert (convert/aot) from model.tflite sha256 {model_sha256}.
 // Eval of the int8 graph: TFLite-Micro's reference kernels (from the pinned
-// wheels' headers) with parameters precomputed at convert time.
+// wheels' headers) or, for FULLY_CONNECTED, BATCH_MATMUL, DEPTHWISE_CONV_2D,
+// SOFTMAX, LOGISTIC, ADD, MUL, MEAN and SUM, the kernels of the folder on the include path
+// (kernels: {kernels}), with parameters precomputed at convert time.
 #include "model_aot.h"
 
 #include <string.h>
 
 #include "aot_ops.h"
-#include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
+#include "add.h"              // kernels/<reference|optimized>/, per board
+#include "batch_matmul.h"     // idem
+#include "depthwise_conv.h"   // idem
+#include "fully_connected.h"  // idem
+#include "logistic.h"         // idem
+#include "mul.h"              // idem
+#include "reduce.h"           // idem
+#include "softmax.h"          // idem
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/add.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
-#include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/mul.h"
 #include "tensorflow/lite/kernels/internal/reference/reduce.h"
@@ -675,6 +785,6 @@ void Infer(const int32_t* ids, int n, int8_t* logits) {{
 
 }}  // namespace embbert_aot
 """
-    info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits,
+    info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits, "kernels": kernels,
             "macs_full": macs(g, g.L)}
     return header, source, info

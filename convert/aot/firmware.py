@@ -12,26 +12,28 @@ import numpy as np
 from . import headers
 from .codegen import generate, macs
 from .graph import read_graph
+from .host import kernel_dirs
 
 
 def _c_string(s: str) -> str:
     return json.dumps(s, ensure_ascii=True)  # a valid C string literal for ASCII-escaped JSON
 
 
-def footprint(model_path: Path) -> dict:
+def footprint(model_path: Path, kernels: str = "reference") -> dict:
     """arena_bytes (planned activations) and flash_bytes (constant tensors) of the aot model."""
     g = read_graph(model_path.read_bytes())
-    _, source, info = generate(g, "")
+    _, source, info = generate(g, "", kernels)
     weights = sum(int(np.asarray(t.data).nbytes) for t in g.tensors if t.is_const)
     return {"arena_bytes": info["arena_bytes"], "flash_bytes": weights}
 
 
-def write_backend_sources(art_dir: Path, manifest: dict, gen: Path, full_length: bool = False) -> dict:
+def write_backend_sources(art_dir: Path, manifest: dict, gen: Path, full_length: bool = False,
+                          kernels: str = "reference") -> dict:
     model_path = art_dir / "model.tflite"
     data = model_path.read_bytes()
     g = read_graph(data)
     sha = manifest["model_file"]["sha256"]
-    header, source, info = generate(g, sha)
+    header, source, info = generate(g, sha, kernels)
     (gen / "model_aot.h").write_text(header)
     (gen / "model_aot.cc").write_text(source)
     labels = manifest["labels"]
@@ -45,5 +47,5 @@ def write_backend_sources(art_dir: Path, manifest: dict, gen: Path, full_length:
         f"constexpr const char* kLabelsData[] = {{{', '.join(_c_string(x) for x in labels)}}};\n"
         "constexpr const char* const* kLabels = kLabelsData;\n"
         "}  // namespace aot_model\n")
-    return {"include_dirs": [str(d) for d in headers.include_dirs()], "arena_bytes": info["arena_bytes"],
-            "full_length": full_length, "macs": {str(n): macs(g, n) for n in (16, 64, g.L)}}
+    return {"include_dirs": [str(d) for d in [*kernel_dirs(kernels), *headers.include_dirs()]],
+            "arena_bytes": info["arena_bytes"], "full_length": full_length, "kernels": kernels, "macs": {str(n): macs(g, n) for n in (16, 64, g.L)}}

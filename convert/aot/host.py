@@ -20,26 +20,34 @@ from .codegen import generate
 from .graph import read_graph
 
 AOT_SRC = FIRMWARE_DIR / "src" / "backends" / "aot"
+
+
+def kernel_dirs(kernels: str) -> list[Path]:
+    """Include dirs of the kernels the generated code calls: kernels/ (their
+    parameters) and kernels/<kernels>/ (reference or optimized)."""
+    return [AOT_SRC / "kernels", AOT_SRC / "kernels" / kernels]
 CXXFLAGS = ["-std=c++17", "-O2", "-ffp-contract=off", "-fno-exceptions", "-fno-rtti"]
 
 
-def write_sources(model_path: Path, out_dir: Path) -> dict:
+def write_sources(model_path: Path, out_dir: Path, kernels: str = "reference") -> dict:
     data = model_path.read_bytes()
-    header, source, info = generate(read_graph(data), hashlib.sha256(data).hexdigest())
+    header, source, info = generate(read_graph(data), hashlib.sha256(data).hexdigest(), kernels)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model_aot.h").write_text(header)
     (out_dir / "model_aot.cc").write_text(source)
     return info
 
 
-def include_flags(gen_dir: Path) -> list[str]:
-    return [f"-I{gen_dir}", f"-I{AOT_SRC}"] + [f"-I{d}" for d in headers.include_dirs()]
+def include_flags(gen_dir: Path, kernels: str = "reference") -> list[str]:
+    dirs = [gen_dir, AOT_SRC, *kernel_dirs(kernels), *headers.include_dirs()]
+    return [f"-I{d}" for d in dirs]
 
 
-def build_host(model_path: Path, out_dir: Path) -> Path:
-    write_sources(model_path, out_dir)
+def build_host(model_path: Path, out_dir: Path, kernels: str = "reference") -> Path:
+    """kernels "optimized" on the host is their plain-C path (no DSP extension)."""
+    write_sources(model_path, out_dir, kernels)
     exe = out_dir / "aot_host"
-    cmd = ["g++", *CXXFLAGS, *include_flags(out_dir), str(out_dir / "model_aot.cc"),
+    cmd = ["g++", *CXXFLAGS, *include_flags(out_dir, kernels), str(out_dir / "model_aot.cc"),
            str(AOT_SRC / "aot_common.cc"), str(FIRMWARE_DIR / "host" / "aot_main.cc"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:

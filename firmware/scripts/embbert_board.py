@@ -72,5 +72,6 @@ if backend == "tflm":
     for pattern in skip:
         env.AddBuildMiddleware(lambda node: None, pattern)
 else:
-    env.BuildSources("$BUILD_DIR/backend", str(project / "src" / "backends" / backend))
+    # kernels/ holds headers (the generated code includes them) and their bare-metal tests
+    env.BuildSources("$BUILD_DIR/backend", str(project / "src" / "backends" / backend), src_filter="+<*> -<kernels/>")
 env.BuildSources("$BUILD_DIR/generated", str(gen))

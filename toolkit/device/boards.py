@@ -32,6 +32,10 @@ class BuildSpec(_Strict):
     sources: list[str] = []  # port folders, relative to the board folder
     linker_script: Optional[str] = None  # None: the upstream platform's own
     stack_bytes: int = Field(gt=0)
+    # the kernels under the aot backend's FULLY_CONNECTED and BATCH_MATMUL
+    # (firmware/src/backends/aot/kernels/<name>/): TFLite-Micro's reference
+    # kernels, or ours (ACLE DSP intrinsics where the core has them), bit-exact
+    aot_kernels: Literal["reference", "optimized"] = "reference"
 
 
 class MemorySpec(_Strict):

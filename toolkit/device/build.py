@@ -107,9 +107,9 @@ def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> Non
         raise UserError(f"{what}: {manifest['flash_bytes']:,} B > flash {board.memory.flash_bytes:,} B")
 
 
-def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> None:
+def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str, kernels: str = "reference") -> None:
     if backend == "aot":
-        check_model_fits(_aot_manifest(art_dir, manifest), board, "aot")  # the aot plan's own arena and weights
+        check_model_fits(_aot_manifest(art_dir, manifest, kernels), board, "aot")  # the aot plan's own arena and weights
         return
     try:
         check_model_fits(manifest, board, "tflm")  # the converter's TFLite-Micro arena and the .tflite
@@ -117,7 +117,7 @@ def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> No
         hint = ""
         if (art_dir / "model.tflite").is_file():
             try:
-                check_model_fits(_aot_manifest(art_dir, manifest), board, "aot")
+                check_model_fits(_aot_manifest(art_dir, manifest, kernels), board, "aot")
                 hint = "; the aot backend fits (--backend aot)"
             except UserError:
                 pass
@@ -130,7 +130,8 @@ def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> No
 TFLM_RELEASE_DEFINES = {"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1}
 
 
-def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
+def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False,
+              kernels: str = "reference") -> dict:
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
         raise UserError(f"{art_dir} has no tokenizer.json (the converter writes it beside the model)")
@@ -143,7 +144,7 @@ def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, ful
     if backend == "aot":
         from embbert.convert.aot.firmware import write_backend_sources
 
-        aot = write_backend_sources(art_dir, manifest, gen, full_length=full_length)
+        aot = write_backend_sources(art_dir, manifest, gen, full_length=full_length, kernels=kernels)
         config["include_dirs"] = aot.pop("include_dirs")
         config["defines"]["EMBBERT_AOT_FULL_LENGTH"] = int(full_length)
         # The host test build keeps the DCHECKs on; neither changes the arithmetic.
@@ -265,14 +266,14 @@ def write_tflm_sources(art_dir: Path, manifest: dict, gen: Path) -> dict:
     return {"arena_bytes": arena, "ops": ops, "model_flash_bytes": int(manifest["flash_bytes"])}
 
 
-def _aot_manifest(art_dir: Path, manifest: dict) -> dict:
+def _aot_manifest(art_dir: Path, manifest: dict, kernels: str = "reference") -> dict:
     """The aot backend's own memory: its planned arena, its weights (not the .tflite)."""
     from embbert.convert.aot.firmware import footprint
 
     model = art_dir / "model.tflite"
     if not model.is_file():
         raise UserError(f"{art_dir} has a manifest.json but no model.tflite; run `embbert convert` again")
-    return {**manifest, **footprint(model)}
+    return {**manifest, **footprint(model, kernels)}
 
 
 REGISTRY = ("api.registry.platformio.org", 443)
@@ -330,9 +331,11 @@ def _run_platformio(board: Board, backend: str, out: Path) -> None:
         raise RuntimeError(f"PlatformIO build of {board.name} failed:\n{tail}")
 
 
-def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None, full_length: bool = False) -> dict:
+def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None, full_length: bool = False,
+                   aot_kernels: str | None = None) -> dict:
     """Build; returns the report (flash_bytes, ram_bytes, paths, ...). full_length (aot): pad every
-    input to L and run the full graph instead of the n real tokens."""
+    input to L and run the full graph instead of the n real tokens. aot_kernels: "reference" or
+    "optimized" instead of the board's (board.toml build.aot_kernels), to compare the two."""
     started = time.monotonic()
     art_dir = Path(art_dir)
     if not art_dir.is_dir():
@@ -340,15 +343,16 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     board = load_board(board_name)
     manifest = _manifest(art_dir)
     backend = choose_backend(backend, manifest, board)
+    kernels = aot_kernels or board.build.aot_kernels
     if manifest is not None:
-        _check_fits(art_dir, manifest, board, backend)  # the chosen backend's own arena and flash
+        _check_fits(art_dir, manifest, board, backend, kernels)  # the chosen backend's own arena and flash
         if backend == "tflm":
             check_tflm_artifacts(art_dir, manifest)
     _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
     check_writable(out)
     gen, pio_build = out / "generated", out / "pio"
-    report = _generate(art_dir, gen, backend, manifest, full_length)
+    report = _generate(art_dir, gen, backend, manifest, full_length, kernels)
     env_name = board.pio_env(backend)
     _run_platformio(board, backend, out)
     built = pio_build / env_name

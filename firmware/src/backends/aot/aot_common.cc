@@ -5,17 +5,12 @@
 // TFLite-Micro interpreter is tested (tests/test_aot.py).
 #include <assert.h>
 
-#include "tensorflow/lite/kernels/internal/common.h"
+#include "aot_ops.h"
 
 namespace tflite_micro {
 
 int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t quantized_multiplier, int shift) {
-  using gemmlowp::RoundingDivideByPOT;
-  using gemmlowp::SaturatingRoundingDoublingHighMul;
-  const int left_shift = shift > 0 ? shift : 0;
-  const int right_shift = shift > 0 ? 0 : -shift;
-  return RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * (1 << left_shift), quantized_multiplier),
-                             right_shift);
+  return embbert_aot::MultiplyByQuantizedMultiplierInline(x, quantized_multiplier, shift);
 }
 
 int32_t MultiplyByQuantizedMultiplier(int64_t x, int32_t quantized_multiplier, int shift) {

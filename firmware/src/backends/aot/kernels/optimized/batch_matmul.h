@@ -1,0 +1,20 @@
+// BATCH_MATMUL with adj_y, int8 (ours): the matrix product of matmul.h per batch.
+#pragma once
+#include "kernel_params.h"
+#include "matmul.h"
+
+namespace embbert_aot {
+namespace kernels {
+
+constexpr int BatchMatMulScratchBytes(int depth) { return matmul::ScratchBytes(depth); }
+
+// x [batch, rows, depth], w [batch, units, depth] -> out [batch, rows, units]
+inline void BatchMatMul(const MatMulParams& p, const int8_t* x, const int8_t* w, int batch, int rows, int units,
+                        int depth, int8_t* out, void* scratch) {
+  for (int b = 0; b < batch; ++b)
+    matmul::MatMul(p, x + b * rows * depth, rows, w + b * units * depth, units, depth, nullptr, out + b * rows * units,
+                   scratch);
+}
+
+}  // namespace kernels
+}  // namespace embbert_aot

@@ -1,0 +1,292 @@
+// The int8 matrix product under FULLY_CONNECTED and BATCH_MATMUL (ours).
+//
+// out[r][u] = requantize(sum_k (x[r][k] + x_offset) * (w[u][k] + w_offset) + bias[u])
+//
+// Four rows of x at a time are widened once to int16, offset added, into
+// scratch, in the order SMLAD pairs them with a word of w: [x0 x2 x1 x3] per
+// 4 k. Then each w row is read once per 4 rows: one word of 4 int8 gives two
+// int16 pairs (SXTAB16 and SXTAB16 ROR 8, w_offset added in the same
+// instruction), each used by 4 SMLADs. Per 16 MACs: 1 load and 2 extends of
+// w, 4 double-word loads of x, 8 SMLAD. Integer sums are exact in any order,
+// so the result is the reference kernel's bit for bit; the requantization is
+// TFLite-Micro's, bit for bit (QuantizedMultiplier, aot_ops.h).
+//
+// With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
+// intrinsics; elsewhere the same loops in plain C.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#include "aot_ops.h"  // QuantizedMultiplier
+#include "dsp.h"
+#include "kernel_params.h"
+
+namespace embbert_aot {
+namespace kernels {
+namespace matmul {
+
+constexpr int kRows = 4;  // rows of x per block
+
+// int16 scratch for one block: kRows rows of depth rounded up to 4
+constexpr int ScratchBytes(int depth) { return kRows * ((depth + 3) / 4) * 4 * 2; }
+
+inline uint32_t Word(const int8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);  // one LDR (unaligned access is allowed on ARMv7-M)
+  return v;
+}
+
+// Rows x[0..R) -> s: per 4 k, per row, the int16 [x0 x2 x1 x3] + offset.
+template <int R>
+inline void PackRows(const int8_t* x, int depth, int32_t offset, int16_t* s) {
+  const int quads = depth / 4;
+#if EMBBERT_AOT_DSP
+  const uint32_t off2 = (static_cast<uint32_t>(offset) & 0xFFFF) | (static_cast<uint32_t>(offset) << 16);
+  uint32_t* out = reinterpret_cast<uint32_t*>(s);
+  for (int q = 0; q < quads; ++q) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint32_t v = Word(x + r * depth + 4 * q);
+      *out++ = __sxtab16(off2, v);
+      *out++ = Sxtab16Ror8(off2, v);
+    }
+  }
+#else
+  for (int q = 0; q < quads; ++q) {
+    for (int r = 0; r < R; ++r) {
+      const int8_t* v = x + r * depth + 4 * q;
+      *s++ = static_cast<int16_t>(v[0] + offset);
+      *s++ = static_cast<int16_t>(v[2] + offset);
+      *s++ = static_cast<int16_t>(v[1] + offset);
+      *s++ = static_cast<int16_t>(v[3] + offset);
+    }
+  }
+#endif
+}
+
+#if EMBBERT_AOT_DSP
+// One quad (4 k) of the R packed rows xs against the w word v: 2 extends, R
+// double-word loads, 2R SMLAD.
+template <int R>
+inline void Quad(const uint32_t* xs, uint32_t v, uint32_t off2, int32_t* a) {
+  const uint32_t even = __sxtab16(off2, v), odd = Sxtab16Ror8(off2, v);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    uint32_t x02, x13;  // the row's [x0 x2] and [x1 x3]: one LDRD (GCC would emit two LDR)
+    __asm("ldrd %0, %1, [%2, %3]" : "=r"(x02), "=r"(x13) : "r"(xs), "I"(8 * r), "m"(*(const uint32_t(*)[2 * R])xs));
+    a[r] = __smlad(x02, even, a[r]);
+    a[r] = __smlad(x13, odd, a[r]);
+  }
+}
+
+// The hot loop for 4 rows, two quads (32 MACs) per iteration in 32 instructions:
+// per quad 1 LDR of w, 2 SXTAB16, 4 LDRD of x, 8 SMLAD; then CMP and BNE.
+// Written out because GCC spills an accumulator here. xs and w advance.
+#define EMBBERT_AOT_QUAD4                          \
+  "ldr %[v], [%[w]], #4\n"                         \
+  "sxtab16 %[o], %[off], %[v], ror #8\n"           \
+  "sxtab16 %[v], %[off], %[v]\n"                   \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a0], %[x0], %[v], %[a0]\n"              \
+  "smlad %[a0], %[x1], %[o], %[a0]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a1], %[x0], %[v], %[a1]\n"              \
+  "smlad %[a1], %[x1], %[o], %[a1]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a2], %[x0], %[v], %[a2]\n"              \
+  "smlad %[a2], %[x1], %[o], %[a2]\n"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n"               \
+  "smlad %[a3], %[x0], %[v], %[a3]\n"              \
+  "smlad %[a3], %[x1], %[o], %[a3]\n"
+inline void DotPairsOfQuads4(const uint32_t*& xs, const int8_t*& w, const int8_t* end, uint32_t off2, int32_t* a) {
+  uint32_t v, o, x0, x1;
+  __asm volatile("1:\n" EMBBERT_AOT_QUAD4 EMBBERT_AOT_QUAD4
+                 "cmp %[w], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]), [w] "+r"(w), [xs] "+r"(xs),
+                   [v] "=&r"(v), [o] "=&r"(o), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                 : [off] "r"(off2), [end] "r"(end)
+                 : "cc", "memory");
+}
+
+// Many units against the same 4 packed rows: per unit, the accumulators start
+// at its bias, run DotPairsOfQuads4's loop over the whole depth (a multiple of
+// 8), and are stored to acc (4 per unit) for the requantization pass. All in
+// one asm block: between units GCC would spill what the loop holds in
+// registers. What the unit loop needs besides the hot loop's registers lives
+// in `state`.
+struct UnitLoopState {
+  const int32_t* bias;  // the next unit's bias (advanced by bias_step bytes)
+  int32_t bias_step;    // 4, or 0 to read one zero for every unit
+  int32_t* acc;         // the next unit's 4 accumulators
+  int32_t units;        // left to do, >= 1
+};
+
+inline void DotUnits4(const uint32_t* xs, const int8_t* w, int depth, uint32_t off2, UnitLoopState* state) {
+  int32_t a0, a1, a2, a3;
+  uint32_t v, o, x0, x1;
+  const int8_t* wend;
+  __asm volatile(
+      "2:\n"
+      "ldr %[v], [%[st], #0]\n"
+      "ldr %[o], [%[st], #4]\n"
+      "ldr %[a0], [%[v]]\n"
+      "add %[v], %[v], %[o]\n"
+      "str %[v], [%[st], #0]\n"
+      "mov %[a1], %[a0]\n"
+      "mov %[a2], %[a0]\n"
+      "mov %[a3], %[a0]\n"
+      "add %[wend], %[w], %[depth]\n"
+      "1:\n" EMBBERT_AOT_QUAD4 EMBBERT_AOT_QUAD4
+      "cmp %[w], %[wend]\n"
+      "bne 1b\n"
+      "sub %[xs], %[xs], %[depth], lsl #3\n"
+      "ldr %[v], [%[st], #8]\n"
+      "strd %[a0], %[a1], [%[v]], #8\n"
+      "strd %[a2], %[a3], [%[v]], #8\n"
+      "str %[v], [%[st], #8]\n"
+      "ldr %[v], [%[st], #12]\n"
+      "subs %[v], %[v], #1\n"
+      "str %[v], [%[st], #12]\n"
+      "bne 2b\n"
+      : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+r"(w), [xs] "+r"(xs),
+        [v] "=&r"(v), [o] "=&r"(o), [x0] "=&r"(x0), [x1] "=&r"(x1), [wend] "=&r"(wend)
+      : [off] "r"(off2), [depth] "r"(depth), [st] "r"(state)
+      : "cc", "memory");
+}
+#undef EMBBERT_AOT_QUAD4
+#endif
+
+// acc[r] += sum over the whole quads of the packed rows s and the w row.
+template <int R>
+inline void DotQuads(const int16_t* s, const int8_t* w, int quads, int32_t w_offset, int32_t* acc) {
+#if EMBBERT_AOT_DSP
+  const uint32_t off2 = (static_cast<uint32_t>(w_offset) & 0xFFFF) | (static_cast<uint32_t>(w_offset) << 16);
+  const uint32_t* xs = reinterpret_cast<const uint32_t*>(s);
+  int32_t a[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) a[r] = acc[r];
+  const int8_t* end = w + 4 * (quads & ~1);
+  if (R == 4 && w != end) {
+    DotPairsOfQuads4(xs, w, end, off2, a);
+  } else {
+    while (w != end) {  // two quads per iteration: the loop's own cost over 8R MACs
+      const uint32_t v0 = Word(w), v1 = Word(w + 4);
+      w += 8;
+      Quad<R>(xs, v0, off2, a);
+      Quad<R>(xs + 2 * R, v1, off2, a);
+      xs += 4 * R;
+    }
+  }
+  if (quads & 1) Quad<R>(xs, Word(w), off2, a);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = a[r];
+#else
+  for (int q = 0; q < quads; ++q) {
+    const int32_t w0 = w[0] + w_offset, w1 = w[1] + w_offset, w2 = w[2] + w_offset, w3 = w[3] + w_offset;
+    w += 4;
+    for (int r = 0; r < R; ++r) {
+      acc[r] += s[0] * w0 + s[1] * w2 + s[2] * w1 + s[3] * w3;
+      s += 4;
+    }
+  }
+#endif
+}
+
+#if EMBBERT_AOT_DSP
+// Block<4> for a depth that is a multiple of 8 (the model's 16 and 128, and n when it is one):
+// dot products of a chunk of units in one asm block (DotUnits4), then their
+// requantization, with SMMULR for a unit whose accumulators are all within
+// QuantizedMultiplier::SmallLimit (|acc| <= largest).
+__attribute__((always_inline)) inline void Requantize4(const QuantizedMultiplier& q, bool small, int32_t out_offset,
+                                                       const int32_t* a, int8_t* o, int stride) {
+  if (small) {
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) o[r * stride] = Saturate8(q.ApplySmall(a[r]) + out_offset);
+  } else {
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) o[r * stride] = Saturate8(q.Apply(a[r]) + out_offset);
+  }
+}
+
+inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth,
+                       const int32_t* bias, int8_t* out, int out_stride, int16_t* scratch, int64_t largest) {
+  constexpr int kChunk = 32;
+  PackRows<4>(x, depth, p.x_offset, scratch);
+  const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
+  const QuantizedMultiplier per_tensor(p.multiplier[0], p.shift[0]);
+  const bool per_tensor_small = largest <= per_tensor.SmallLimit();
+  const int32_t zero = 0;
+  int32_t acc[kChunk * 4];
+  for (int u0 = 0; u0 < units; u0 += kChunk) {
+    const int chunk = units - u0 < kChunk ? units - u0 : kChunk;
+    UnitLoopState state = {bias ? bias + u0 : &zero, bias ? 4 : 0, acc, chunk};
+    DotUnits4(reinterpret_cast<const uint32_t*>(scratch), w + u0 * depth, depth, off2, &state);
+    if (p.per_channel) {
+      for (int u = 0; u < chunk; ++u) {
+        const QuantizedMultiplier q(p.multiplier[u0 + u], p.shift[u0 + u]);
+        Requantize4(q, largest <= q.SmallLimit(), p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+      }
+    } else if (per_tensor_small) {
+      for (int u = 0; u < chunk; ++u) Requantize4(per_tensor, true, p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+    } else {
+      for (int u = 0; u < chunk; ++u) Requantize4(per_tensor, false, p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+    }
+  }
+}
+#endif
+
+// R rows of x (stride depth) against all units of w; out rows at stride out_stride.
+template <int R>
+inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
+                  int8_t* out, int out_stride, int16_t* scratch, int64_t largest) {
+#if EMBBERT_AOT_DSP
+  if (R == 4 && depth >= 8 && depth % 8 == 0 && units > 0) {  // DotUnits4 runs its loop at least once
+    Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch, largest);
+    return;
+  }
+#else
+  (void)largest;
+#endif
+  PackRows<R>(x, depth, p.x_offset, scratch);
+  const int quads = depth / 4;
+  QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
+  for (int u = 0; u < units; ++u, w += depth, ++out) {
+    int32_t acc[R];
+    const int32_t b = bias ? bias[u] : 0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r] = b;
+    DotQuads<R>(scratch, w, quads, p.w_offset, acc);
+    for (int k = 4 * quads; k < depth; ++k) {
+      const int32_t wk = w[k] + p.w_offset;
+      for (int r = 0; r < R; ++r) acc[r] += (x[r * depth + k] + p.x_offset) * wk;
+    }
+    if (p.per_channel) q = QuantizedMultiplier(p.multiplier[u], p.shift[u]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r * out_stride] = Saturate8(q.Apply(acc[r]) + p.out_offset);
+  }
+}
+
+// x [rows, depth] . w [units, depth]^T -> out [rows, units]
+inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+                   const int32_t* bias, int8_t* out, void* scratch) {
+  int16_t* s = static_cast<int16_t*>(scratch);
+  // |x + x_offset| and |w + w_offset| are at most 256 (offsets are minus int8 zero points)
+  int64_t largest = int64_t{depth} * 256 * 256;
+  int32_t largest_bias = 0;
+  for (int u = 0; bias && u < units; ++u) largest_bias = bias[u] > largest_bias ? bias[u] : (-bias[u] > largest_bias ? -bias[u] : largest_bias);
+  largest += largest_bias;  // the largest |accumulator|
+  int r = 0;
+  for (; r + kRows <= rows; r += kRows)
+    Block<kRows>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest);
+  switch (rows - r) {
+    case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    default: break;
+  }
+}
+
+}  // namespace matmul
+}  // namespace kernels
+}  // namespace embbert_aot

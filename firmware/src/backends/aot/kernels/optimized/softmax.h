@@ -1,0 +1,64 @@
+// SOFTMAX, int8 -> int8 (ours): TFLite-Micro's reference arithmetic with its
+// exponentials looked up. Every value the reference computes per element
+// depends only on the difference d = max(row) - x, one of 256: the table of
+// exp_on_negative_values (and of its Rescale into the 12-integer-bit sum) is
+// filled once per call, by the reference's own functions on the same
+// arguments, so it holds exactly what the reference would compute. Below 256
+// elements the reference kernel itself is cheaper and runs instead.
+#pragma once
+#include <stdint.h>
+
+#include "aot_ops.h"
+#include "dsp.h"
+#include "tensorflow/lite/kernels/internal/reference/softmax.h"
+
+namespace embbert_aot {
+namespace kernels {
+
+// x [rows, depth] -> out [rows, depth]; out may be x (a row's max and sum are read first)
+inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int rows, int depth, int8_t* out) {
+  if (rows * depth <= 256) {
+    const int32_t dims[] = {rows, depth};
+    const tflite_micro::RuntimeShape shape(2, dims);
+    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, x, shape, out);
+    return;
+  }
+  using FixedPointScaledDiff = gemmlowp::FixedPoint<int32_t, 5>;  // softmax.h's kScaledDiffIntegerBits
+  constexpr int kAccumulationIntegerBits = 12;
+  int32_t exp0[256];  // by d = max - x: exp_on_negative_values(rescaled -d).raw(), or 0 below diff_min
+  int32_t exp_acc[256];  // its Rescale<12> (what the sum adds), 0 below diff_min
+  for (int d = 0; d < 256; ++d) {
+    if (-d >= p.diff_min) {
+      const int32_t rescaled =
+          tflite_micro::MultiplyByQuantizedMultiplierGreaterThanOne(-d, p.input_multiplier, p.input_left_shift);
+      const auto e = gemmlowp::exp_on_negative_values(FixedPointScaledDiff::FromRaw(rescaled));
+      exp0[d] = e.raw();
+      exp_acc[d] = gemmlowp::Rescale<kAccumulationIntegerBits>(e).raw();
+    } else {
+      exp0[d] = 0;
+      exp_acc[d] = 0;
+    }
+  }
+  for (int i = 0; i < rows; ++i, x += depth, out += depth) {
+    int32_t max = -128;
+    for (int c = 0; c < depth; ++c) max = x[c] > max ? x[c] : max;
+    int32_t sum = 0;  // FixedPoint<int32_t, 12> addition: plain int32 addition of the raw values
+    for (int c = 0; c < depth; ++c) sum += exp_acc[max - x[c]];
+    int num_bits_over_unit;
+    const int32_t shifted_scale = tflite_micro::GetReciprocal(sum, kAccumulationIntegerBits, &num_bits_over_unit);
+    const int exponent = num_bits_over_unit + 31 - 8;
+    for (int c = 0; c < depth; ++c) {
+      const int d = max - x[c];
+      if (-d >= p.diff_min) {
+        // RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(shifted_scale, exp), exponent): both >= 0
+        const int32_t unsat = MultiplyByQuantizedMultiplierFast(exp0[d], shifted_scale, -exponent);
+        out[c] = Saturate8(unsat - 128);
+      } else {
+        out[c] = -128;
+      }
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace embbert_aot
