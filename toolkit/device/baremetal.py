@@ -49,6 +49,7 @@ def build_program(board_name: str, sources: list[Path], out: Path, include_dirs:
            f"-I{FIRMWARE_DIR / 'src'}", f"-I{TEST_DIR}", *[f"-isystem{d}" for d in include_dirs],
            *map(str, sources), *map(str, port),
            "--specs=nano.specs", "-nostartfiles", "-T", str(board.path(board.build.linker_script)),
+           *[f"-L{board.path(src)}" for src in board.build.sources],  # scripts the linker script INCLUDEs
            f"-Wl,--defsym=__stack_size__={board.build.stack_bytes}", "-Wl,--gc-sections", "-o", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:

@@ -15,7 +15,9 @@ bool port_memory(uint32_t* flash_bytes, uint32_t* ram_bytes) {
   return true;
 }
 
-int main(void) {
+// Weak: a program with its own main (our MicroPython port, the bare-metal kernel
+// tests and the per-op profile) links the same port sources.
+__attribute__((weak)) int main(void) {
   app_setup();
   for (;;) app_poll();
 }
