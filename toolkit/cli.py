@@ -224,14 +224,47 @@ def build(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
                                      "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
+    runtime: str = typer.Option("bare", "--runtime", help="bare: our firmware, the serial protocol of "
+                                "firmware/PROTOCOL.md; micropython: MicroPython 1.28 with the `embbert` module "
+                                "built in (qemu-m4, qemu-m7; raw REPL on the serial port)."),
     as_json: bool = JsonOpt,
 ):
     """Build the firmware for one board; reports flash and RAM used, from the linker map."""
+    if runtime not in ("bare", "micropython"):
+        raise UserError(f"unknown runtime {runtime!r}; choose bare or micropython")
+    if runtime == "micropython":
+        if backend not in (None, "aot"):
+            raise UserError(f"--runtime micropython builds the aot backend, not {backend}")
+        from .micropython.firmware import build_micropython
+
+        report = build_micropython(art_dir, board, out=out_dir, full_length=full_length)
+        _emit(as_json, report)
+        return
     from .device.build import build_firmware
 
     err.print(f"building the firmware for {board} ...", highlight=False)
     report = build_firmware(art_dir, board, backend=backend, out=out_dir, full_length=full_length)
     _emit(as_json, report)
+
+
+@app.command()
+def micropython(
+    art_dir: Path = typer.Argument(..., help="An artifact directory (embbert convert --out): manifest.json, "
+                                   "model.tflite, tokenizer.json."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write: DIR/embbert/ (micropython.mk, "
+                                 "micropython.cmake, sources) and DIR/micropython.cmake."),
+    as_json: bool = JsonOpt,
+):
+    """Write the `embbert` MicroPython user C module of one artifact: build MicroPython with
+    `make USER_C_MODULES=DIR` (stm32) or `USER_C_MODULES=DIR/micropython.cmake` (esp32, rp2)."""
+    from .micropython.module import write_module
+
+    report = write_module(art_dir, out_dir)
+    if as_json:
+        _emit(True, report)
+        return
+    out.print(f"wrote the embbert user C module for {art_dir} into {report['dir']} ({len(report['files'])} files; "
+              f"aot arena {report['arena_bytes']:,} B, max_len {report['max_len']})", highlight=False)
 
 
 FullLengthOpt = typer.Option(

