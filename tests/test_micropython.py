@@ -73,10 +73,9 @@ def test_module_refuses_an_artifact_without_a_model(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def firmware(art, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mpy")
-    r = run_cli("build", art, "--board", "qemu-m4", "--runtime", "micropython", "--full-length", "--out", out,
-                "--json", check=True)
+def firmware(art):
+    """Built where deploy and eval look for it (ART/build/qemu-m4-micropython)."""
+    r = run_cli("build", art, "--board", "qemu-m4", "--runtime", "micropython", "--full-length", "--json", check=True)
     return json.loads(r.stdout)
 
 
@@ -86,7 +85,8 @@ def _texts(k):
 
 
 def test_micropython_firmware_report(firmware, manifest):
-    assert firmware["runtime"] == "micropython" and firmware["micropython"] == "1.28.0.4"
+    assert firmware["runtime"] == "micropython" and firmware["micropython_sdist"] == "1.28.0.4"
+    assert firmware["micropython"] == "1.29.0-preview"  # what that sdist's py/mpconfig.h says
     assert firmware["gc_heap_bytes"] == 64 * 1024 and firmware["full_length"] is True
     assert firmware["model_sha256"] == manifest["model_file"]["sha256"]
     assert 0 < firmware["flash_bytes"] <= 1024 * 1024
@@ -103,6 +103,9 @@ def test_classify_on_qemu_is_bit_identical_to_host_tflite_micro(art, manifest, f
         assert info["model_sha256"] == manifest["model_file"]["sha256"] and info["labels"] == manifest["labels"]
         assert info["max_len"] == manifest["sequence_length"] and info["backend"] == "aot" and info["full_length"]
         assert info["counter"] == "instructions" and info["arena_bytes"] == firmware["arena_bytes"]
+        assert info["board"] == "qemu-m4" and info["firmware"] == "MicroPython " + firmware["micropython"]
+        # the port's symbols span the alignment gaps between sections, the map sums the sections
+        assert info["flash_bytes"] == firmware["flash_bytes"] and 0 <= info["ram_bytes"] - firmware["ram_bytes"] < 16
         got = [board.classify(t) for t in texts]
         want = [ref(t) for t in texts]
         assert len({tuple(w["host_logits"]) for w in want}) > 5  # the inputs really differ
@@ -153,3 +156,33 @@ def test_bad_arguments_raise_and_the_board_keeps_answering(firmware):
             with pytest.raises(BoardException):
                 board.exec(code)
         assert board.classify(text)["logits"] == before
+
+
+def test_eval_and_deploy_through_the_raw_repl(art, firmware, tmp_path):
+    """embbert eval --runtime micropython: the bare firmware's results.jsonl and summary, resumable;
+    then deploy leaves the emulator running and eval finds it."""
+    args = ["--board", "qemu-m4", "--runtime", "micropython", "--task", "sms_spam", "--limit", "12"]
+    r = run_cli("eval", art, *args, "--out", tmp_path / "ev", "--json", check=True)
+    summary = json.loads(r.stdout)
+    rows = [json.loads(line) for line in (tmp_path / "ev" / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(row["status"] == "ok" and row["bit_exact"] for row in rows)
+    assert summary["accuracy_device"] == summary["accuracy_host_int8"] and summary["bit_exact_fraction"] == 1.0
+    assert (tmp_path / "ev" / "report.md").is_file()
+    again = json.loads(run_cli("eval", art, *args, "--out", tmp_path / "ev", "--json", check=True).stdout)
+    assert again["accuracy_device"] == summary["accuracy_device"]  # resumed: nothing left to do
+    assert len((tmp_path / "ev" / "results.jsonl").read_text().splitlines()) == 12
+    bare = run_cli("eval", art, "--board", "qemu-m4", "--task", "sms_spam", "--limit", "12", "--out", tmp_path / "ev")
+    assert bare.returncode == 2  # no bare firmware built here: one clear line
+    faults = run_cli("eval", art, *args, "--out", tmp_path / "ev2", "--inject-faults", "0.01")
+    assert faults.returncode == 2 and "raw REPL" in faults.stderr
+
+    deployed = json.loads(run_cli("deploy", art, "--board", "qemu-m4", "--runtime", "micropython", "--full-length",
+                                  "--json", check=True).stdout)
+    try:
+        assert deployed["build"]["runtime"] == "micropython"
+        assert all(s["bit_exact"] for s in deployed["smoke"]["sentences"])
+        r = run_cli("eval", art, *args, "--limit", "3", "--out", tmp_path / "ev3", "--json", check=True)
+        assert json.loads(r.stdout)["bit_exact_fraction"] == 1.0
+    finally:
+        stopped = json.loads(run_cli("stop", art, "--board", "qemu-m4", "--runtime", "micropython", "--json").stdout)
+    assert stopped["stopped"]

@@ -3,9 +3,10 @@ with mpremote's serial transport (pinned, used as a library; pyserial URLs,
 so `socket://` reaches QEMU).
 
 `MicroPythonDevice` answers like the bare firmware's Device
-(embbert.device.protocol): info(), tokenize(text), classify(text) and
-infer_ids(ids) return the same dicts, the counter included; a Python
-exception on the board is a BoardException carrying its type and message.
+(embbert.device.protocol), so the harness drives either: info(), ping(),
+tokenize(text), classify(text) and infer_ids(ids) return the same dicts, the
+counter included; a Python exception on the board is a BoardException (a
+DeviceError) carrying its type and message; silence is a DeviceTimeout.
 `QemuMicroPython` runs it on an emulated board (embbert.device.qemu).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import ast
 
+from embbert.device.protocol import DeviceError, DeviceTimeout, Status
 from embbert.device.qemu import QemuDevice
 
 # Defined once per connection on the board: each returns one repr()'d tuple.
@@ -32,11 +34,13 @@ def _embbert_logits(ids):
 """
 
 
-class BoardException(Exception):
+class BoardException(DeviceError):
     """A Python exception raised on the board: `type` (e.g. "ValueError") and its message."""
 
     def __init__(self, type_: str, message: str, traceback: str):
-        super().__init__(f"{type_}: {message}")
+        bad_input = type_ in ("TypeError", "ValueError", "OverflowError")
+        super().__init__(Status.BAD_ARGUMENT if bad_input else Status.MODEL_FAILED, f"{type_}: {message}")
+        self.args = (f"{type_}: {message}",)
         self.type, self.message, self.traceback = type_, message, traceback
 
 
@@ -59,20 +63,34 @@ class MicroPythonDevice:
         except TransportError as error:  # not there yet: an OSError, as pyserial's own (QemuDevice retries)
             raise ConnectionRefusedError(str(error)) from None
         self._info: dict | None = None
+        self.last_wire_bytes = (0, 0)  # bytes sent, received by the last exchange
 
     def close(self) -> None:
         self.transport.close()
 
     def wait_ready(self, timeout: float | None = None) -> dict:
         """Enter the raw REPL with a soft reset (a clean interpreter), define the helpers; returns info()."""
-        self.transport.enter_raw_repl(soft_reset=True, timeout_overall=timeout or self.timeout)
+        from mpremote.transport import TransportError
+
+        try:
+            self.transport.enter_raw_repl(soft_reset=True, timeout_overall=timeout or self.timeout)
+        except TransportError as error:
+            raise DeviceTimeout(f"MicroPython's raw REPL ({error})", b"", self.log_path) from None
         self.exec(HELPERS)
         self._info = None
         return self.info()
 
     def exec(self, code: str, timeout: float | None = None) -> str:
         """Run code; its stdout. A Python exception on the board raises BoardException."""
-        out, err = self.transport.exec_raw(code, timeout=timeout or self.timeout)
+        from mpremote.transport import TransportError
+
+        if not self.transport.in_raw_repl:  # a board deploy left running: enter its raw REPL first
+            self.wait_ready()
+        try:
+            out, err = self.transport.exec_raw(code, timeout=timeout or self.timeout)
+        except TransportError as error:
+            raise DeviceTimeout(f"the raw REPL ({error})", b"", self.log_path) from None
+        self.last_wire_bytes = (len(code.encode()) + 4, len(out) + len(err) + 4)  # + raw REPL's framing
         if err:
             text = err.decode("utf-8", "replace").strip()
             last = text.splitlines()[-1] if text else ""
@@ -87,8 +105,12 @@ class MicroPythonDevice:
         if self._info is None:
             info = self.eval("embbert.info()")
             info["labels"] = list(info["labels"])
-            self._info = info
+            self._info = {**info, "runtime": "micropython"}
         return dict(self._info)
+
+    def ping(self, data: bytes = b"") -> bytes:
+        """The board echoes data (a raw REPL round trip)."""
+        return bytes.fromhex(self.exec(f"print({data!r}.hex())").strip())
 
     def tokenize(self, text: str) -> dict:
         ids, count = ast.literal_eval(self.exec(f"_embbert_tokenize({_text(text)})").strip())

