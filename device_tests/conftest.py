@@ -188,7 +188,8 @@ def build_report(art_dir, board, port, runtime) -> dict | None:
     for a board on a port."""
     from embbert.micropython.firmware import build_dir
 
-    path = (build_dir(art_dir, board.name) if runtime == "micropython" else art_dir / "build" / board.name) / "build.json"
+    folder = build_dir(art_dir, board.name) if runtime == "micropython" else art_dir / "build" / board.name
+    path = folder / "build.json"
     return json.loads(path.read_text()) if port is None and path.is_file() else None
 
 

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from conftest import run_cli
-from test_aot import SMOKE, _convert
+from test_aot import SMOKE, _convert, _host_lengths, _sentences
 
 from embbert.data import load_task
 from embbert.device.paths import FIRMWARE_DIR
@@ -116,6 +116,7 @@ def test_classify_on_qemu_is_bit_identical_to_host_tflite_micro(art, manifest, f
         assert board.tokenize(texts[-1])["ids"] == want[-1]["ids"]
         assert all(g["instructions"] > 0 and g["tokenize_instructions"] > 0 for g in got)
         assert board.infer_ids(want[0]["ids"])["logits"] == want[0]["host_logits"]
+        assert board.ping(bytes(range(256))) == bytes(range(256))
         assert board.eval("type(embbert.tokenize('hi')).__name__, type(embbert.classify('hi')[1]).__name__") == \
             ("array", "array")
 
@@ -167,6 +168,7 @@ def test_eval_and_deploy_through_the_raw_repl(art, firmware, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "ev" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(row["status"] == "ok" and row["bit_exact"] for row in rows)
     assert summary["accuracy_device"] == summary["accuracy_host_int8"] and summary["bit_exact_fraction"] == 1.0
+    assert summary["throughput"]["link_cost"]["samples"] == 9  # the raw REPL's echo, measured like PING
     assert (tmp_path / "ev" / "report.md").is_file()
     again = json.loads(run_cli("eval", art, *args, "--out", tmp_path / "ev", "--json", check=True).stdout)
     assert again["accuracy_device"] == summary["accuracy_device"]  # resumed: nothing left to do
@@ -186,3 +188,16 @@ def test_eval_and_deploy_through_the_raw_repl(art, firmware, tmp_path):
     finally:
         stopped = json.loads(run_cli("stop", art, "--board", "qemu-m4", "--runtime", "micropython", "--json").stdout)
     assert stopped["stopped"]
+
+
+@pytest.mark.slow
+def test_qemu_m7_micropython_gives_the_host_aot_logits(art, tmp_path):
+    """The default (real tokens only) build on the Cortex-M7: the logits of the host aot build."""
+    from embbert.micropython.board import QemuMicroPython
+
+    fw = json.loads(run_cli("build", art, "--board", "qemu-m7", "--runtime", "micropython", "--out", tmp_path / "m7",
+                            "--json", check=True).stdout)
+    seqs, _ = _sentences(art, 12)
+    with QemuMicroPython(fw["elf"], "qemu-m7", timeout=60) as board:
+        assert board.info()["board"] == "qemu-m7" and not board.info()["full_length"]
+        assert [board.infer_ids(s)["logits"] for s in seqs] == _host_lengths(art, seqs)

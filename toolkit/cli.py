@@ -27,9 +27,9 @@ app = typer.Typer(
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
-RuntimeOpt = typer.Option("bare", "--runtime", help="bare: our firmware, the framed protocol of firmware/PROTOCOL.md; "
-                          "micropython: MicroPython (pinned sdist) with the `embbert` module built in, driven through its raw "
-                          "REPL (qemu-m4, qemu-m7).")
+RuntimeOpt = typer.Option("bare", "--runtime", help="bare: our firmware, the framed protocol of "
+                          "firmware/PROTOCOL.md; micropython: MicroPython (pinned sdist) with the `embbert` module "
+                          "built in, driven through its raw REPL (qemu-m4, qemu-m7).")
 OutOpt = typer.Option(..., "--out", help="Run directory to write.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run in --out.")
 ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
@@ -326,7 +326,8 @@ def stop(
     from .micropython.firmware import build_dir
 
     name = load_board(board).name
-    stopped = emulator.stop(build_dir(art_dir, name) if _runtime(runtime) == "micropython" else art_dir / "build" / name)
+    micropython = _runtime(runtime) == "micropython"
+    stopped = emulator.stop(build_dir(art_dir, name) if micropython else art_dir / "build" / name)
     message = f"stopped the {name} emulator of {art_dir}" if stopped else f"no {name} emulator of {art_dir} was running"
     _emit(as_json, {"stopped": stopped, "message": message})
 

@@ -288,13 +288,17 @@ def _run_platformio(board: Board, gen: Path, pio_build: Path, pio_env: str) -> N
     env = {"EMBBERT_GEN_DIR": str(gen), "PLATFORMIO_BUILD_DIR": str(pio_build)}
     proc = pio(["run", "-e", pio_env], cwd=firmware_dir(), extra_env=env)
     if proc.returncode != 0:
-        log = proc.stdout + proc.stderr
-        overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
-        if overflow:
-            raise UserError(f"the firmware does not fit {board.name}: region {overflow.group(1)} overflowed by "
-                            f"{int(overflow.group(2)):,} bytes")
-        tail = "\n".join(log.strip().splitlines()[-25:])
-        raise RuntimeError(f"PlatformIO build of {board.name} failed:\n{tail}")
+        raise_build_failure(proc.stdout + proc.stderr, "the firmware", f"PlatformIO build of {board.name}", board)
+
+
+def raise_build_failure(log: str, what: str, step: str, board: Board) -> None:
+    """A failed build: a linker overflow is one line for the user; anything else, the log's tail."""
+    overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
+    if overflow:
+        raise UserError(f"{what} does not fit {board.name}: region {overflow.group(1)} overflowed by "
+                        f"{int(overflow.group(2)):,} bytes")
+    tail = "\n".join(log.strip().splitlines()[-25:])
+    raise RuntimeError(f"{step} failed:\n{tail}")
 
 
 def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None, full_length: bool = False) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 
-from embbert.device.protocol import DeviceError, DeviceTimeout, Status
+from embbert.device.protocol import DeviceError, DeviceTimeout, Status, clip_text
 from embbert.device.qemu import QemuDevice
 
 # Defined once per connection on the board: each returns one repr()'d tuple.
@@ -42,11 +42,6 @@ class BoardException(DeviceError):
         super().__init__(Status.BAD_ARGUMENT if bad_input else Status.MODEL_FAILED, f"{type_}: {message}")
         self.args = (f"{type_}: {message}",)
         self.type, self.message, self.traceback = type_, message, traceback
-
-
-def _text(text: str) -> str:
-    """A MicroPython expression for `text`: a bytes literal decoded (only \\x escapes)."""
-    return f"{text.encode('utf-8')!r}.decode()"
 
 
 class MicroPythonDevice:
@@ -110,14 +105,15 @@ class MicroPythonDevice:
 
     def ping(self, data: bytes = b"") -> bytes:
         """The board echoes data (a raw REPL round trip)."""
-        return bytes.fromhex(self.exec(f"print({data!r}.hex())").strip())
+        return self.eval(repr(bytes(data)))
 
     def tokenize(self, text: str) -> dict:
-        ids, count = ast.literal_eval(self.exec(f"_embbert_tokenize({_text(text)})").strip())
+        ids, count = ast.literal_eval(self.exec(f"_embbert_tokenize({self._text(text)})").strip())
         return {"ids": list(ids), "n_tokens": len(ids), self._unit(): count}
 
     def classify(self, text: str) -> dict:
-        label, logits, n, infer, tokenize = ast.literal_eval(self.exec(f"_embbert_classify({_text(text)})").strip())
+        reply = self.exec(f"_embbert_classify({self._text(text)})")
+        label, logits, n, infer, tokenize = ast.literal_eval(reply.strip())
         unit = self._unit()
         return {"label": label, "label_index": self.info()["labels"].index(label), "logits": list(logits),
                 "n_tokens": n, unit: infer, f"tokenize_{unit}": tokenize}
@@ -126,6 +122,14 @@ class MicroPythonDevice:
         arg = f"array.array('H', {[int(i) for i in ids]!r})"
         logits, count = ast.literal_eval(self.exec(f"import array\n_embbert_logits({arg})").strip())
         return {"logits": list(logits), "n_tokens": len(ids), self._unit(): count}
+
+    def _text(self, text: str) -> str:
+        """A MicroPython expression for `text`: a bytes literal decoded (only \\x escapes). A text over
+        the board's max_text_bytes is clipped as the bare firmware's Device clips it (same ids)."""
+        data = text.encode("utf-8")
+        if len(data) > self.info()["max_text_bytes"]:
+            data = clip_text(text, self.info()["max_len"]).encode("utf-8")
+        return f"{data!r}.decode()"
 
     def _unit(self) -> str:
         return self.info()["counter"]

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from embbert.device.boards import load_board
+from embbert.device.build import raise_build_failure
 from embbert.device.linker_map import read_map
 from embbert.device.paths import FIRMWARE_DIR
 from embbert.errors import UserError
@@ -79,7 +80,9 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
     module = write_module(art_dir, out / "module", full_length)
     top = micropython_top()
     b, counter = board.build, board.counter
-    cpu = ["-mcpu=" + b.cpu, "-mthumb"] + (["-mfpu=" + b.fpu, "-mfloat-abi=" + (b.float_abi or "hard")] if b.fpu else [])
+    cpu = ["-mcpu=" + b.cpu, "-mthumb"]
+    if b.fpu:
+        cpu += ["-mfpu=" + b.fpu, "-mfloat-abi=" + (b.float_abi or "hard")]
     sources = sorted(str(f) for src in b.sources for f in board.path(src).glob("*.cc"))
     build = out / "mpy"
     args = {
@@ -94,12 +97,7 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
           "(make, about a minute) ...", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        log = proc.stdout + proc.stderr
-        overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
-        if overflow:
-            raise UserError(f"MicroPython does not fit {board.name}: region {overflow.group(1)} overflowed by "
-                            f"{int(overflow.group(2)):,} bytes")
-        raise RuntimeError("MicroPython build failed:\n" + "\n".join(log.strip().splitlines()[-30:]))
+        raise_build_failure(proc.stdout + proc.stderr, "MicroPython", f"MicroPython build for {board.name}", board)
     for name in ("firmware.elf", "firmware.map"):
         shutil.copy2(build / name, out / name)
     use = read_map(out / "firmware.map", board.memory.flash_regions, board.memory.ram_regions)

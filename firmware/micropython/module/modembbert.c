@@ -98,8 +98,9 @@ static mp_obj_t embbert_info(void) {
   }
   mp_obj_t d = mp_obj_new_dict(14);
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_backend), mp_obj_new_str(info->backend, strlen(info->backend)));
+  const char *model = info->model_sha256;
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_model_sha256),
-                    info->model_sha256 ? mp_obj_new_str(info->model_sha256, strlen(info->model_sha256)) : mp_const_none);
+                    model ? mp_obj_new_str(model, strlen(model)) : mp_const_none);
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_tokenizer_sha256),
                     mp_obj_new_str(info->tokenizer_sha256, strlen(info->tokenizer_sha256)));
   mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_labels), labels);
@@ -169,7 +170,8 @@ static mp_obj_t embbert_logits(mp_obj_t ids_in) {
   } else if (mp_obj_is_type(ids_in, &mp_type_list) || mp_obj_is_type(ids_in, &mp_type_tuple)) {
     mp_obj_get_array(ids_in, &n, &items);
   } else {
-    mp_raise_msg_varg(&mp_type_TypeError, MP_ERROR_TEXT("ids must be a buffer of integers (array('H'), bytes) or a list, not %s"),
+    mp_raise_msg_varg(&mp_type_TypeError,
+                      MP_ERROR_TEXT("ids must be a buffer of integers (array('H'), bytes) or a list, not %s"),
                       mp_obj_get_type_str(ids_in));
   }
   if (n < 2 || n > info->max_len) {
