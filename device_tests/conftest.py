@@ -3,6 +3,7 @@
     pytest device_tests --board qemu-m4                      # builds a smoke model, emulates it
     pytest device_tests --board qemu-m4 --art ART_DIR        # ART_DIR/build/qemu-m4/firmware.elf
     pytest device_tests --board nucleo-l4r5zi --port /dev/ttyACM0 --art ART_DIR   # deployed board
+    pytest device_tests --board qemu-m4 --runtime micropython   # MicroPython, through its raw REPL
 
 Without --board every test here is skipped, so a plain `pytest` is unaffected.
 The board is reached through the harness's links (embbert.harness.link): a
@@ -37,6 +38,9 @@ def pytest_addoption(parser):
     group.addoption("--art", default=None,
                     help="the artifact folder the board runs (embbert convert/deploy output); without it a qemu "
                          "board gets a smoke model built for this session")
+    group.addoption("--runtime", default="bare", choices=("bare", "micropython"),
+                    help="bare: our firmware and its framed protocol; micropython: MicroPython with the embbert "
+                         "module, driven through its raw REPL (qemu boards) [bare]")
     group.addoption("--sample", type=int, default=40,
                     help="sentences per check (tokenizer parity: this many per task) [40]")
 
@@ -46,6 +50,8 @@ FIGURES = pytest.StashKey[dict]()  # what the suite measured, printed at the end
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: minutes-long runs (run with -m slow)")
+    config.addinivalue_line("markers", "bare_protocol: checks the framed protocol (PROTOCOL.md) itself")
+    config.addinivalue_line("markers", "micropython: checks the MicroPython module itself")
     config.stash[FIGURES] = {}
 
 
@@ -59,6 +65,12 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--board"):
+        runtime = config.getoption("--runtime")
+        other = "bare_protocol" if runtime == "micropython" else "micropython"
+        skip = pytest.mark.skip(reason=f"a {other.replace('_', ' ')} check; this session runs --runtime {runtime}")
+        for item in items:
+            if other in item.keywords:
+                item.add_marker(skip)
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
@@ -72,7 +84,7 @@ def _refuse(message: str) -> None:
 
 
 # -- the smoke artifact ----------------------------------------------------------
-def make_smoke_artifact(root: Path, board_name: str, timings: dict | None = None) -> Path:
+def make_smoke_artifact(root: Path, board_name: str, timings: dict | None = None, runtime: str = "bare") -> Path:
     """A tiny EmbBERT (L 64, d 32, 2 layers) fine-tuned for a few seconds on
     sms_spam with the smoke plan, converted by `embbert convert` (20
     calibration sentences) and built for the board at full length, so that
@@ -110,7 +122,12 @@ def make_smoke_artifact(root: Path, board_name: str, timings: dict | None = None
     if proc.returncode != 0:
         raise RuntimeError(f"embbert convert of the smoke run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     lap("convert")
-    build_firmware(art, board_name, full_length=True)  # -> ART/build/<board>/firmware.elf
+    if runtime == "micropython":
+        from embbert.micropython.firmware import build_micropython
+
+        build_micropython(art, board_name, full_length=True)  # -> ART/build/<board>-micropython/firmware.elf
+    else:
+        build_firmware(art, board_name, full_length=True)  # -> ART/build/<board>/firmware.elf
     lap("build")
     return art
 
@@ -133,7 +150,12 @@ def port(request) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def art_dir(request, board, port, tmp_path_factory, figures) -> Path:
+def runtime(request) -> str:
+    return request.config.getoption("--runtime")
+
+
+@pytest.fixture(scope="session")
+def art_dir(request, board, port, runtime, tmp_path_factory, figures) -> Path:
     given = request.config.getoption("--art")
     if given:
         return Path(given).resolve()
@@ -143,7 +165,7 @@ def art_dir(request, board, port, tmp_path_factory, figures) -> Path:
     if port is not None:
         _refuse(f"--art ART_DIR is needed with --port: the artifact folder {board.name} was deployed from")
     timings = {}
-    art = make_smoke_artifact(tmp_path_factory.mktemp("device-tests"), board.name, timings)
+    art = make_smoke_artifact(tmp_path_factory.mktemp("device-tests"), board.name, timings, runtime)
     figures["smoke model (seconds)"] = ", ".join(f"{k} {v}" for k, v in timings.items())
     return art
 
@@ -160,22 +182,26 @@ def manifest(art_dir) -> dict:
 
 
 @pytest.fixture(scope="session")
-def build_report(art_dir, board, port) -> dict | None:
-    """ART_DIR/build/<board>/build.json when the session runs that very
-    firmware (an emulator it started); None for a board on a port."""
-    path = art_dir / "build" / board.name / "build.json"
+def build_report(art_dir, board, port, runtime) -> dict | None:
+    """ART_DIR/build/<board>/build.json (<board>-micropython for MicroPython)
+    when the session runs that very firmware (an emulator it started); None
+    for a board on a port."""
+    from embbert.micropython.firmware import build_dir
+
+    folder = build_dir(art_dir, board.name) if runtime == "micropython" else art_dir / "build" / board.name
+    path = folder / "build.json"
     return json.loads(path.read_text()) if port is None and path.is_file() else None
 
 
 @pytest.fixture(scope="session")
-def link(board, art_dir, port, manifest):
+def link(board, art_dir, port, manifest, runtime):
     """The session's link. On a port, the board must run ART_DIR's model."""
     from embbert.device.protocol import DeviceError, DeviceRestarted, DeviceTimeout
     from embbert.errors import UserError
     from embbert.harness.evaluate import EvalOptions, check_board, open_link
 
     try:
-        link = open_link(board, art_dir, port, EvalOptions(timeout=REPLY_TIMEOUT_S))
+        link = open_link(board, art_dir, port, EvalOptions(timeout=REPLY_TIMEOUT_S), runtime)
     except UserError as error:
         _refuse(str(error))
     try:

@@ -10,6 +10,7 @@ import pytest
 from embbert.device.protocol import Command, DeviceError, Status, cobs_encode, pack_frame
 
 UNREADABLE, NO_SEQ = 0xFF, 0xFFFF
+pytestmark = pytest.mark.bare_protocol  # MicroPython's errors: test_micropython_errors.py
 
 
 def _keeps_serving(device, info):

@@ -1,6 +1,10 @@
 """Recovery: after a RESET (and after the harness's hard reset) the board
 boots again, says the same INFO and still classifies as the host does."""
 
+import pytest
+
+pytestmark = pytest.mark.bare_protocol  # RESET and the ready line are the framed protocol's
+
 
 SENTENCE = "Congratulations! You have won a free prize, call now to claim it."
 

@@ -59,7 +59,7 @@ def _fake_map(board) -> str:
     return "\n".join(lines)
 
 
-def _fake_generate(art_dir, gen, backend, manifest, full_length=False):
+def _fake_generate(art_dir, gen, backend, manifest, full_length=False, kernels="reference"):
     gen.mkdir(parents=True, exist_ok=True)
     (gen / "build.json").write_text(json.dumps({"backend": backend}))
     return {}
@@ -80,7 +80,7 @@ def test_build_upload_and_smoke_check_agree_on_the_environment(name, backend, tm
     monkeypatch.setattr(platformio_env, "core_dir", lambda: tmp_path / "core")
     monkeypatch.setattr(build, "platform_installed", lambda spec: True)  # no registry here
     monkeypatch.setattr(build, "_check_fits", lambda *a: None)  # the model's size is not what is tested
-    monkeypatch.setattr(build, "_generate", _fake_generate)
+    monkeypatch.setattr(build, "generate_sources", _fake_generate)
 
     report = build.build_firmware(art, name, backend=backend, out=tmp_path / "out")
     deploy._upload(board, report, "/dev/ttyFAKE")

@@ -28,6 +28,7 @@ import sys
 import pytest
 from conftest import run_cli
 
+from embbert import pinned
 from embbert.convert import carray
 from embbert.convert.aot import headers
 from embbert.device import build
@@ -52,11 +53,10 @@ def _cached_include_dirs():
     """TFLite-Micro's and gemmlowp's include trees, where setup.sh unzipped them (never downloads)."""
     dirs = []
     for requirement, _, inc in headers.WHEELS.values():
-        folder = requirement.replace("==", "-")
-        found = [r / folder / inc for r in (headers.headers_root(), headers._user_root()) if (r / folder / inc).is_dir()]
-        if not found:
+        found = pinned.cached("aot-headers", requirement)
+        if found is None or not (found / inc).is_dir():
             return None
-        dirs.append(found[0])
+        dirs.append(found / inc)
     return dirs
 
 
@@ -130,7 +130,7 @@ def _registrations(obj):
 def test_tflm_backend_compiles_for_the_board_with_exactly_the_manifest_ops(board, tmp_path):
     art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, L=256)
     gen = tmp_path / "gen"
-    report = build._generate(art, gen, "tflm", manifest)
+    report = build.generate_sources(art, gen, "tflm", manifest)
     assert report["tflm"]["arena_bytes"] == 299_488 and report["tflm"]["ops"] == EMBBERT_OPS  # + 2,160, to 16
     assert json.loads((gen / "build.json").read_text())["backend"] == "tflm"
     flags = _arm_flags(board, gen)
@@ -150,7 +150,7 @@ def test_tflm_defines_are_tflite_micros_release_configuration(tmp_path):
     """The defines TFLite-Micro's own builds set: the runner and the library must agree on
     TfLiteTensor's layout (TF_LITE_STATIC_MEMORY), and a failed check must halt, not abort()."""
     art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS)
-    build._generate(art, tmp_path / "gen", "tflm", manifest)
+    build.generate_sources(art, tmp_path / "gen", "tflm", manifest)
     defines = json.loads((tmp_path / "gen" / "build.json").read_text())["defines"]
     for name in ("TF_LITE_STATIC_MEMORY", "TF_LITE_MCU_DEBUG_LOG", "TF_LITE_STRIP_ERROR_STRINGS", "NDEBUG"):
         assert defines.get(name) == 1, name
@@ -171,7 +171,7 @@ def test_resolver_table_matches_tflite_micro_headers(tmp_path):
     ops = sorted(build.TFLM_ADD_METHODS)
     art, manifest = _artifact(tmp_path / "art", ops)
     gen = tmp_path / "gen"
-    build._generate(art, gen, "tflm", manifest)
+    build.generate_sources(art, gen, "tflm", manifest)
     check = tmp_path / "all_ops.cc"  # the generated RegisterOps, instantiated with the real resolver
     check.write_text('#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n#include "tflm_ops.h"\n'
                      "tflite_micro::MicroMutableOpResolver<tflm_model::kNumOps> g_resolver;\n"
@@ -395,7 +395,7 @@ def fake_runner(tmp_path_factory):
     (root / "main.cc").write_text(FAKE_MAIN)
     art, manifest = _artifact(root / "art", EMBBERT_OPS, L=16, pad_id=3, arena=1000)
     gen = root / "gen"
-    build._generate(art, gen, "tflm", manifest)
+    build.generate_sources(art, gen, "tflm", manifest)
     binaries = {}
     for variant, defines in {"new": [], "old": ["-DFAKE_OLD_API"], "no_batch_matmul": ["-DFAKE_NO_BATCH_MATMUL"]}.items():
         exe = root / variant
@@ -494,7 +494,7 @@ def test_tflm_platformio_wiring_offline_on_qemu_with_a_stand_in_library(tmp_path
                    f"custom_embbert_skip_lib_sources = {skipped}\n")
     art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, L=16, pad_id=3, arena=1000)
     gen = tmp_path / "gen"
-    build._generate(art, gen, "tflm", manifest)
+    build.generate_sources(art, gen, "tflm", manifest)
     monkeypatch.setattr(platformio_env, "core_dir", lambda: tmp_path / "core")  # never the clone's own core
     env = platformio_env.pio_env({"EMBBERT_GEN_DIR": str(gen), "PLATFORMIO_BUILD_DIR": str(tmp_path / "pio")})
     proc = subprocess.run([sys.executable, "-m", "platformio", "run", "-e", "qemu-m4-tflm"], cwd=project / "firmware",

@@ -32,6 +32,9 @@ app = typer.Typer(
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
+RuntimeOpt = typer.Option("bare", "--runtime", help="bare: our firmware, the framed protocol of "
+                          "firmware/PROTOCOL.md; micropython: MicroPython (pinned sdist) with the `embbert` module "
+                          "built in, driven through its raw REPL (qemu-m4, qemu-m7).")
 OutOpt = typer.Option(..., "--out", resolve_path=True, help="Run directory to write.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue the interrupted run in --out.")
 ForceOpt = typer.Option(False, "--force", help="Replace the run in --out.")
@@ -39,6 +42,12 @@ PresetOpt = typer.Option("paper", "--preset", help="paper: the full recipe; smok
 SeedOpt = typer.Option(0, "--seed", help="Seed for data order, masking and init: same seed, same result.")
 LrOpt = typer.Option(None, "--lr", help="Peak AdamW learning rate (default: the preset's).")
 ModelOpt = typer.Option("embbert", "--model", help="A model preset (see `embbert models`).")
+
+
+def _runtime(runtime: str) -> str:
+    if runtime not in ("bare", "micropython"):
+        raise UserError(f"unknown runtime {runtime!r}; choose bare or micropython")
+    return runtime
 
 
 def _emit(as_json: bool, obj: dict, table: Table | None = None) -> None:
@@ -237,15 +246,43 @@ def build(
         help="Build folder (default ART_DIR/build/BOARD)."),
     full_length: bool = typer.Option(False, "--full-length", help="aot: pad every input to L and run the whole "
                                      "graph, as host TFLite-Micro does (slower). Default: only the real tokens."),
+    runtime: str = RuntimeOpt,
     as_json: bool = JsonOpt,
 ):
     """Build the firmware for one board; reports flash and RAM used, from the linker map."""
+    if _runtime(runtime) == "micropython":
+        require("build", "device", "convert")
+        from .micropython.firmware import build_micropython
+
+        report = build_micropython(art_dir, board, out=out_dir, full_length=full_length, backend=backend)
+        _emit(as_json, report)
+        return
     require("build", "device", *(("convert",) if (art_dir / "manifest.json").is_file() else ()))  # aot reads the model
     from .device.build import build_firmware
 
     err.print(f"building the firmware for {board} ...", highlight=False)
     report = build_firmware(art_dir, board, backend=backend, out=out_dir, full_length=full_length)
     _emit(as_json, report)
+
+
+@app.command()
+def micropython(
+    art_dir: Path = typer.Argument(..., help="An artifact directory (embbert convert --out): manifest.json, "
+                                   "model.tflite, tokenizer.json."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write: DIR/embbert/ (micropython.mk, "
+                                 "micropython.cmake, sources) and DIR/micropython.cmake."),
+    as_json: bool = JsonOpt,
+):
+    """Write the `embbert` MicroPython user C module of one artifact: build MicroPython with
+    `make USER_C_MODULES=DIR` (stm32) or `USER_C_MODULES=DIR/micropython.cmake` (esp32, rp2)."""
+    from .micropython.module import write_module
+
+    report = write_module(art_dir, out_dir)
+    if as_json:
+        _emit(True, report)
+        return
+    out.print(f"wrote the embbert user C module for {art_dir} into {report['dir']} ({len(report['files'])} files; "
+              f"aot arena {report['arena_bytes']:,} B, max_len {report['max_len']})", highlight=False)
 
 
 FullLengthOpt = typer.Option(
@@ -263,26 +300,31 @@ def deploy(
     art_dir: Optional[Path] = typer.Option(None, "--art", resolve_path=True,
         help="Where a run is converted to (default SOURCE/artifact)."),
     full_length: bool = FullLengthOpt,
+    runtime: str = RuntimeOpt,
     as_json: bool = JsonOpt,
 ):
     """Convert + build + flash + smoke check. On a qemu board the emulator keeps running in the background."""
     require("deploy", "convert", "device")
     from .harness.deploy import deploy as run_deploy
 
-    result = run_deploy(source, board, port=port, backend=backend, art_dir=art_dir, full_length=full_length)
+    result = run_deploy(source, board, port=port, backend=backend, art_dir=art_dir, full_length=full_length,
+                        runtime=_runtime(runtime))
     if as_json:
         _emit(True, result)
         return
     art = result["artifact"]
+    flag = " --runtime micropython" if runtime == "micropython" else ""
     out.print(f"deployed {art} to {result['board']} ({result['build']['backend']} backend): flash "
               f"{result['build']['flash_bytes']:,} B, RAM {result['build']['ram_bytes']:,} B", highlight=False)
     if "emulator" in result:
         emu = result["emulator"]
         out.print(f"the emulator runs in the background (pid {emu['pid']}), its serial at {emu['url']}\n"
-                  f"  evaluate on it:  embbert eval {art} --board {result['board']} --task TASK --out DIR\n"
-                  f"  talk to it:      python -c \"from embbert.device.protocol import Device; "
-                  f"print(Device('{emu['url']}').classify('hello'))\"\n"
-                  f"  stop it:         embbert stop {art} --board {result['board']}   (or: {emu['stop']})",
+                  f"  evaluate on it:  embbert eval {art} --board {result['board']}{flag} --task TASK --out DIR\n"
+                  + (f"  talk to it:      mpremote connect {emu['url']} exec \"import embbert; "
+                     "print(embbert.classify('hello'))\"\n" if flag else
+                     f"  talk to it:      python -c \"from embbert.device.protocol import Device; "
+                     f"print(Device('{emu['url']}').classify('hello'))\"\n")
+                  + f"  stop it:         embbert stop {art} --board {result['board']}{flag}   (or: {emu['stop']})",
                   highlight=False, soft_wrap=True)
     else:
         out.print(f"evaluate on it:  embbert eval {art} --board {result['board']} --port {result['url']} "
@@ -293,17 +335,19 @@ def deploy(
 def stop(
     art_dir: Path = typer.Argument(..., resolve_path=True, help="The artifact folder that was deployed."),
     board: str = typer.Option(..., "--board", help="The qemu board it was deployed to."),
+    runtime: str = RuntimeOpt,
     as_json: bool = JsonOpt,
 ):
     """Stop the emulator `embbert deploy` left running for ART_DIR on a qemu board."""
     from .device.boards import load_board
     from .harness import emulator
+    from .micropython.firmware import build_dir
 
     name = load_board(board).name
-    build_dir = art_dir / "build" / name
-    if build_dir.is_dir():
-        with emulator.lock(build_dir):  # never under a client (eval, device_tests) that is using it
-            stopped = emulator.stop(build_dir)
+    build = build_dir(art_dir, name) if _runtime(runtime) == "micropython" else art_dir / "build" / name
+    if build.is_dir():
+        with emulator.lock(build):  # never under a client (eval, device_tests) that is using it
+            stopped = emulator.stop(build)
     else:
         stopped = False
     message = f"stopped the {name} emulator of {art_dir}" if stopped else f"no {name} emulator of {art_dir} was running"
@@ -332,6 +376,7 @@ def eval_(
     fault_rate: float = typer.Option(0.0, "--inject-faults", help="Testing the harness: corrupt or drop this share "
                                      "of the link's bytes (e.g. 0.01)."),
     force: bool = typer.Option(False, "--force", help="Start over in --out, dropping another evaluation's results."),
+    runtime: str = RuntimeOpt,
     as_json: bool = JsonOpt,
 ):
     """Stream test sentences to the board; accuracy, bit-exactness and latency against the host. Resumable."""
@@ -342,7 +387,7 @@ def eval_(
         raise UserError("--inject-faults is a share of bytes: 0 <= RATE < 0.5")
     options = EvalOptions(resets=resets, timeout=timeout, fault_rate=fault_rate, limit=limit, force=force)
     spec = {"task": task, "data": data, "text_col": text_col, "label_col": label_col, "seed": seed}
-    summary = evaluate(art_dir, board, out_dir, spec, port=port, options=options)
+    summary = evaluate(art_dir, board, out_dir, spec, port=port, options=options, runtime=_runtime(runtime))
     if as_json:
         _emit(True, summary)
         return

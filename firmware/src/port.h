@@ -1,6 +1,7 @@
 // What a board port implements (boards/<board>/, boards/common/): the whole
 // of the board-specific code. Everything else in firmware/src is portable.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

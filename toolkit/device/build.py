@@ -130,7 +130,7 @@ def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str, kerne
 TFLM_RELEASE_DEFINES = {"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1}
 
 
-def _generate(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False,
+def generate_sources(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False,
               kernels: str = "reference") -> dict:
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
@@ -322,13 +322,17 @@ def _run_platformio(board: Board, backend: str, out: Path) -> None:
                             f"which needs internet; installing it into {core_dir()} failed: {why[0]}")
     proc = pio_run(board, backend, out)
     if proc.returncode != 0:
-        log = proc.stdout + proc.stderr
-        overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
-        if overflow:
-            raise UserError(f"the firmware does not fit {board.name}: region {overflow.group(1)} overflowed by "
-                            f"{int(overflow.group(2)):,} bytes")
-        tail = "\n".join(log.strip().splitlines()[-25:])
-        raise RuntimeError(f"PlatformIO build of {board.name} failed:\n{tail}")
+        raise_build_failure(proc.stdout + proc.stderr, "the firmware", f"PlatformIO build of {board.name}", board)
+
+
+def raise_build_failure(log: str, what: str, step: str, board: Board) -> None:
+    """A failed build: a linker overflow is one line for the user; anything else, the log's tail."""
+    overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
+    if overflow:
+        raise UserError(f"{what} does not fit {board.name}: region {overflow.group(1)} overflowed by "
+                        f"{int(overflow.group(2)):,} bytes")
+    tail = "\n".join(log.strip().splitlines()[-25:])
+    raise RuntimeError(f"{step} failed:\n{tail}")
 
 
 def build_firmware(art_dir, board_name: str, backend: str | None = None, out=None, full_length: bool = False,
@@ -352,7 +356,7 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     out = Path(out) if out is not None else art_dir / "build" / board.name
     check_writable(out)
     gen, pio_build = out / "generated", out / "pio"
-    report = _generate(art_dir, gen, backend, manifest, full_length, kernels)
+    report = generate_sources(art_dir, gen, backend, manifest, full_length, kernels)
     env_name = board.pio_env(backend)
     _run_platformio(board, backend, out)
     built = pio_build / env_name

@@ -52,6 +52,8 @@ class QemuDevice:
     (``server=on,wait=on``), so the ready line is never missed.
     """
 
+    device_class = Device  # what talks to the firmware: its constructor takes (url, baudrate, timeout, log_path)
+
     def __init__(self, elf, board: str | Board = "qemu-m4", log_path=None, timeout: float = 10.0,
                  icount_shift: int | None = None):
         self.board = load_board(board) if isinstance(board, str) else board
@@ -95,7 +97,7 @@ class QemuDevice:
             if self.proc.poll() is not None:
                 raise ConnectionError(f"QEMU exited with {self.proc.returncode}: {self.log_path.read_text()[-500:]}")
             try:
-                return Device(url, self.board.serial.baudrate, self.timeout, str(self.log_path))
+                return self.device_class(url, self.board.serial.baudrate, self.timeout, str(self.log_path))
             except (serial.SerialException, OSError):
                 if time.monotonic() > deadline:
                     raise ConnectionError(f"no QEMU serial at {url}") from None

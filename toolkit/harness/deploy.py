@@ -119,36 +119,57 @@ def _smoke(device, art: Path, manifest: dict, board: Board, build: dict, ready_s
         device.close()
 
 
-def deploy(source: Path, board_name: str, port: str | None = None, backend: str | None = None,
-           art_dir: Path | None = None, full_length: bool = False, calibration: int = 500) -> dict:
+def _build(art: Path, board: Board, backend: str | None, full_length: bool, runtime: str) -> dict:
     from embbert.device.build import build_firmware
 
+    if runtime != "micropython":
+        return build_firmware(art, board.name, backend=backend, full_length=full_length)
+    from embbert.micropython.firmware import build_micropython
+
+    return build_micropython(art, board.name, full_length=full_length, backend=backend)
+
+
+def _device_class(runtime: str):
+    """What talks to the firmware: None (the protocol's Device), or MicroPython's raw REPL."""
+    if runtime != "micropython":
+        return None
+    from embbert.micropython.board import MicroPythonDevice
+
+    return MicroPythonDevice
+
+
+def deploy(source: Path, board_name: str, port: str | None = None, backend: str | None = None,
+           art_dir: Path | None = None, full_length: bool = False, calibration: int = 500,
+           runtime: str = "bare") -> dict:
     board = load_board(board_name)
     if board.kind != "qemu" and port is None:
         raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
+    if runtime == "micropython" and board.kind != "qemu":
+        raise UserError(f"--runtime micropython deploys our MicroPython port to the QEMU boards, not {board.name}; "
+                        "for MicroPython's own ports build the module of `embbert micropython`")
     art = artifact_for(source, art_dir, calibration)
     manifest = read_manifest(art)
     if board.kind == "qemu":  # no other client may be using the emulator this replaces
-        build_dir = art / "build" / board.name
+        from embbert.micropython.firmware import build_dir as micropython_build_dir
+
+        build_dir = micropython_build_dir(art, board.name) if runtime == "micropython" else art / "build" / board.name
         build_dir.mkdir(parents=True, exist_ok=True)
         with emulator.lock(build_dir):
-            return _deploy(art, manifest, board, port, backend, full_length)
-    return _deploy(art, manifest, board, port, backend, full_length)
+            return _deploy(art, manifest, board, port, backend, full_length, runtime)
+    return _deploy(art, manifest, board, port, backend, full_length, runtime)
 
 
 def _deploy(art: Path, manifest: dict, board: Board, port: str | None, backend: str | None,
-            full_length: bool) -> dict:
-    from embbert.device.build import build_firmware
-
-    _step(f"building the firmware for {board.name}")
-    build = build_firmware(art, board.name, backend=backend, full_length=full_length)
+            full_length: bool, runtime: str) -> dict:
+    _step(f"building the firmware for {board.name}" + (" (MicroPython)" if runtime == "micropython" else ""))
+    build = _build(art, board, backend, full_length, runtime)
     _step(f"firmware: flash {build['flash_bytes']:,} B, RAM {build['ram_bytes']:,} B ({build['backend']} backend)")
     build_dir = Path(build["elf"]).parent
     if board.kind == "qemu":
         state = emulator.start(board, Path(build["elf"]), build_dir)
         url = state["url"]
         try:
-            device = emulator.connect(state, board.serial.baudrate, 30.0)
+            device = emulator.connect(state, board.serial.baudrate, 30.0, _device_class(runtime))
             smoke = _smoke(device, art, manifest, board, build, 30.0)
         except BaseException:
             emulator.stop(build_dir)  # a failed deploy leaves no emulator behind

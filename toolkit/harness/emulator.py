@@ -95,20 +95,21 @@ def start(board: Board, elf: Path, build_dir: Path) -> dict:
     return state
 
 
-def connect(state: dict, baudrate: int, timeout: float):
-    """A Device on the background emulator's serial, once it listens. A
-    fresh emulator holds its CPU until this first connection, so its ready
-    line is there to be read."""
+def connect(state: dict, baudrate: int, timeout: float, device_class=None):
+    """A Device (or ``device_class``: MicroPythonDevice) on the background
+    emulator's serial, once it listens. A fresh emulator holds its CPU until
+    this first connection, so its ready line is there to be read."""
     import serial
 
     from embbert.device.protocol import Device
 
+    device_class = device_class or Device
     deadline = time.monotonic() + timeout
     while True:
         if not _alive(state["pid"]):
             raise RuntimeError(f"the emulator exited: {Path(state['log']).read_text()[-500:]}")
         try:
-            device = Device(state["url"], baudrate, timeout, state["log"])
+            device = device_class(state["url"], baudrate, timeout, state["log"])
             break
         except (serial.SerialException, OSError):
             if time.monotonic() > deadline:

@@ -265,8 +265,10 @@ def check_board(info: dict, manifest: dict, art_dir: Path, board: Board) -> dict
 
 
 def _firmware_mode(out: Path, info: dict, resumed: bool) -> dict:
-    """Results of one evaluation come from one firmware mode (backend, full length). Reads only."""
+    """Results of one evaluation come from one firmware mode (backend, full length, runtime). Reads only."""
     mode = {"backend": info.get("backend"), "full_length": info.get("full_length")}
+    if info.get("runtime"):  # MicroPython; the bare firmware's INFO has none
+        mode["runtime"] = info["runtime"]
     path = out / "firmware.json"
     if resumed and path.is_file() and json.loads(path.read_text()) != mode:
         raise UserError(f"{out} was started on firmware {json.loads(path.read_text())}, the board now runs {mode}; "
@@ -283,7 +285,6 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
     xs, ys = [], []
     for size in sizes:
         payload = bytes((i * 7 + 1) % 255 + 1 for i in range(size))
-        wire = 2 * len(encode_frame(Command.PING, 0, payload))
         for _ in range(repeats):
             for attempt in range(10):
                 started = time.perf_counter()
@@ -291,7 +292,7 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
                     device.ping(payload)
                 except (DeviceError, DeviceTimeout, DeviceRestarted):
                     continue
-                xs.append(wire)
+                xs.append(sum(device.last_wire_bytes))  # request + reply, as this link frames them
                 ys.append(time.perf_counter() - started)
                 break
     if len(set(xs)) < 2:
@@ -300,14 +301,21 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
     return {"fixed_s": max(float(a), 0.0), "per_byte_s": max(float(b), 0.0), "samples": len(xs)}
 
 
-def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions) -> Link:
+def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions, runtime: str = "bare") -> Link:
     """The board: the port given; else, for a qemu board, deploy's running
-    emulator or a fresh one of the built firmware. Deploy's emulator, named
-    by its URL or not, is reached under its lock (one client at a time)."""
+    emulator or a fresh one of the built firmware (MicroPython's with
+    runtime micropython, driven through its raw REPL). Deploy's emulator,
+    named by its URL or not, is reached under its lock (one client at a time)."""
     from embbert.harness import emulator
 
-    build_dir = art_dir / "build" / board.name
-    if port is not None:
+    if runtime == "micropython":
+        from embbert.micropython.board import QemuMicroPython
+        from embbert.micropython.firmware import build_dir as micropython_build_dir
+
+        build_dir, qemu_class = micropython_build_dir(art_dir, board.name), QemuMicroPython
+    else:
+        build_dir, qemu_class = art_dir / "build" / board.name, None
+    if port is not None and runtime != "micropython":
         state = emulator.running(build_dir) if board.kind == "qemu" else None
         if state is None or state["url"] != port:
             return PortLink(board, port, options.timeout, options.fault_rate, options.fault_seed)
@@ -316,30 +324,37 @@ def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOption
         raise UserError(f"{board.name} is a hardware board: give --port (e.g. /dev/ttyACM0)")
     elf = build_dir / "firmware.elf"
     if not elf.is_file():
-        raise UserError(f"no firmware for {board.name} in {build_dir}; run `embbert deploy {art_dir} --board {board.name}`")
+        flag = " --runtime micropython" if runtime == "micropython" else ""
+        raise UserError(f"no firmware for {board.name} in {build_dir}; run `embbert deploy {art_dir} "
+                        f"--board {board.name}{flag}`")
     background = build_dir if emulator.running(build_dir) else None
-    return QemuLink(board, elf, options.timeout, background, options.fault_rate, options.fault_seed)
+    return QemuLink(board, elf, options.timeout, background, options.fault_rate, options.fault_seed, qemu_class)
 
 
 # -- the run -------------------------------------------------------------------
 def evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None = None,
-             options: EvalOptions | None = None) -> dict:
+             options: EvalOptions | None = None, runtime: str = "bare") -> dict:
     try:
-        return _evaluate(art_dir, board_name, out, sentences_spec, port, options)
+        return _evaluate(art_dir, board_name, out, sentences_spec, port, options, runtime)
     except serial.SerialException as error:
         raise UserError(f"the connection to the board was lost ({error}); what was done is kept in {out}: "
                         "run the same command again to continue") from None
 
 
 def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, port: str | None,
-              options: EvalOptions | None) -> dict:
+              options: EvalOptions | None, runtime: str) -> dict:
     from embbert.harness.summary import summarize, write_summary
 
     options = options or EvalOptions()
+    if runtime == "micropython" and options.fault_rate > 0:
+        raise UserError("--inject-faults tests the bare firmware's framed protocol; MicroPython's raw REPL has no "
+                        "framing to recover with")
     started = time.monotonic()
     art_dir, out = Path(art_dir), Path(out)
     manifest = read_manifest(art_dir)
     board = load_board(board_name)
+    if runtime == "micropython" and (port is not None or board.kind != "qemu"):
+        raise UserError("--runtime micropython runs our MicroPython port on the QEMU boards (qemu-m4, qemu-m7)")
     data_identity, sentences = load_sentences(labels=manifest["labels"], **sentences_spec)
     if options.limit is not None:
         if options.limit < 1:
@@ -351,9 +366,9 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
     resumed = check_out(out, identity, options.force)
     reference = HostReference(art_dir, manifest)
     stats = {"retries": 0, "resets": 0}
-    with open_link(board, art_dir, port, options) as link:
+    with open_link(board, art_dir, port, options, runtime) as link:
         try:
-            info = ask(link, Device.info, options.resets, stats)
+            info = ask(link, lambda device: device.info(), options.resets, stats)
         except SentenceFailed as error:
             raise UserError(f"{board.name} does not answer INFO: {error}") from None
         check_board(info, manifest, art_dir, board)

@@ -170,9 +170,12 @@ class QemuLink(Link):
     restarts_board = True
 
     def __init__(self, board: Board, elf: Path, timeout: float, background: Path | None = None,
-                 fault_rate: float = 0.0, fault_seed: int = 0):
+                 fault_rate: float = 0.0, fault_seed: int = 0, qemu_class=None):
+        from embbert.device.qemu import QemuDevice
+
         super().__init__(board, fault_rate, fault_seed)
         self.elf, self.timeout, self.background = Path(elf), timeout, background
+        self.qemu_class = qemu_class or QemuDevice  # QemuMicroPython for --runtime micropython
         self._qemu = self._lock = None
         if background is None:
             self._start_own()
@@ -189,14 +192,12 @@ class QemuLink(Link):
                 raise
 
     def _start_own(self) -> None:
-        from embbert.device.qemu import QemuDevice
-
-        self._qemu = QemuDevice(self.elf, self.board, timeout=self.timeout,
-                                log_path=self.elf.with_suffix(".eval.qemu.log"))
+        self._qemu = self.qemu_class(self.elf, self.board, timeout=self.timeout,
+                                     log_path=self.elf.with_suffix(".eval.qemu.log"))
         self._attach(self._qemu.__enter__())
 
     def _connect(self, state: dict, fresh: bool) -> None:
-        device = emulator.connect(state, self.board.serial.baudrate, self.timeout)
+        device = emulator.connect(state, self.board.serial.baudrate, self.timeout, self.qemu_class.device_class)
         if fresh:
             device.wait_ready(self.timeout)
         self._attach(device)

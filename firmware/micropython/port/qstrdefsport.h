@@ -1,0 +1,1 @@
+// qstrs of the port (none: the module's are found in its sources)
