@@ -267,9 +267,9 @@ def build(
 
 @app.command()
 def micropython(
-    art_dir: Path = typer.Argument(..., help="An artifact directory (embbert convert --out): manifest.json, "
-                                   "model.tflite, tokenizer.json."),
-    out_dir: Path = typer.Option(..., "--out", help="Folder to write: DIR/embbert/ (micropython.mk, "
+    art_dir: Path = typer.Argument(..., resolve_path=True, help="An artifact directory (embbert convert --out): "
+                                   "manifest.json, model.tflite, tokenizer.json."),
+    out_dir: Path = typer.Option(..., "--out", resolve_path=True, help="Folder to write: DIR/embbert/ (micropython.mk, "
                                  "micropython.cmake, sources) and DIR/micropython.cmake."),
     as_json: bool = JsonOpt,
 ):
