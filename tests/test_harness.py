@@ -497,3 +497,24 @@ def test_results_that_become_unwritable_mid_eval_keep_their_lines(deployed, tmp_
     assert f"the {len(kept)} sentence(s) recorded so far are kept" in proc.stderr
     run_cli(*cmd[3:], check=True)
     assert [r["index"] for r in _rows(out)] == list(range(12))
+
+
+def test_the_link_cost_fit_ignores_a_slow_round_trip():
+    """serial_cost fits the fastest PING of each size: a host that stalls once
+    (here 50 ms on the largest PING) does not make the bytes look 30 times dearer."""
+    from embbert.harness.evaluate import serial_cost
+
+    class Board:
+        stalled = False
+
+        def ping(self, payload):
+            wire = 2 * (len(payload) + 20)
+            time.sleep(0.002 + 2e-6 * wire)  # 2 ms + 2 us per wire byte
+            if len(payload) == 1536 and not self.stalled:
+                self.stalled = True
+                time.sleep(0.05)
+            return payload
+
+    cost = serial_cost(Board())
+    assert cost["samples"] == 3
+    assert cost["per_byte_s"] == pytest.approx(2e-6, rel=0.3) and cost["fixed_s"] == pytest.approx(0.002, abs=0.001)
