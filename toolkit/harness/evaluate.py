@@ -274,7 +274,7 @@ def _firmware_mode(out: Path, info: dict, resumed: bool) -> dict:
     return mode
 
 
-def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict:
+def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 5) -> dict:
     """Measured link cost: PING round trips of several sizes, fitted as
     seconds = a + b * wire bytes (request + reply). The PING handler does no
     work, so this is the price of moving bytes over this link. The fit goes
