@@ -372,11 +372,11 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
             cost = serial_cost(link.device)
         _classify_all(link, sentences, done, reference, manifest, board, info, options, stats, out)
         faults = link.fault_counts()
-    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(sentences) - len(done), **{
-        k: stats[k] for k in ("retries", "resets")})
+    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(sentences) - len(done),
+                   faults=faults, **{k: stats[k] for k in ("retries", "resets")})
     try:
-        summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, info["counter"], faults,
-                            session, out, reference.has_float)
+        summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, info["counter"], session, out,
+                            reference.has_float)
         write_summary(out, summary)
     except OSError as error:
         raise UserError(f"cannot write the summary in {out}: {error.strerror or error}; the results are kept: "
