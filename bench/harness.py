@@ -46,6 +46,7 @@ def eval_cmd(art: Path, task: str, out: Path, *extra) -> list[str]:
 
 def killed_twice(art: Path, task: str, out: Path, total: int) -> dict:
     kills = []
+    record = out / "killed_after.json"  # kept beside the run, so a reused folder still tells its kills
     if not (out / "summary.json").is_file():
         for share in (0.2, 0.6):
             proc = subprocess.Popen(eval_cmd(art, task, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -58,6 +59,9 @@ def killed_twice(art: Path, task: str, out: Path, total: int) -> dict:
                 time.sleep(0.2)
             proc.wait()
             kills.append((out / "results.jsonl").read_bytes().count(b"\n"))
+        record.write_text(json.dumps(kills))
+    elif record.is_file():
+        kills = json.loads(record.read_text())
     summary = embbert(*eval_cmd(art, task, out)[3:])
     indices = [json.loads(line)["index"] for line in (out / "results.jsonl").read_text().splitlines()]
     return {"summary": summary, "killed_after": kills, "lines": len(indices),

@@ -133,6 +133,7 @@ def test_eval_through_a_lossy_link_gives_identical_results(deployed, clean_eval,
     s = json.loads(proc.stdout)
     faults = s["link"]["fault_injection"]
     assert faults["corrupted_bytes"] > 0 and faults["dropped_bytes"] > 0 and s["link"]["retries"] > 0
+    assert faults["sessions"] == 1
     assert s["failed"] == 0 and s["bit_exact_fraction"] == 1.0
     clean = {r["index"]: r for r in _rows(clean_eval[0])}
     assert all(all(r[k] == clean[r["index"]][k] for k in KEYS) for r in _rows(out))
@@ -228,7 +229,7 @@ def test_a_port_in_use_is_refused(deployed, tmp_path):
     try:
         proc = run_cli("eval", deployed["artifact"], "--board", "qemu-m4", "--port", path, "--task", "sms_spam",
                        "--limit", 2, "--out", tmp_path / "e")
-        _fails(proc, "is in use")
+        _fails(proc, f"is in use by pid {os.getpid()}")  # pyserial's flock, named from /proc/locks
     finally:
         holder.close()
         os.close(master)
@@ -373,7 +374,7 @@ def test_an_error_reply_is_an_answer_not_link_noise(deployed):
         assert stats == {"retries": 0, "resets": 0}
 
 
-def _summary_of(tmp_path, rows):
+def _summary_of(tmp_path, rows, session=None):
     from embbert.harness.summary import summarize, write_summary
 
     out = tmp_path / "s"
@@ -383,9 +384,10 @@ def _summary_of(tmp_path, rows):
                 "flash_bytes": 1000, "arena_bytes": 500}
     info = {"backend": "aot", "full_length": True, "firmware": "0.1.0", "flash_bytes": 2000, "ram_bytes": 900,
             "arena_bytes": 500}
+    session = session or {"seconds": 1.0}
     summary = summarize({r["index"]: r for r in rows}, manifest, load_board("qemu-m4"), info,
-                        {"fixed_s": 0.001, "per_byte_s": 1e-5, "samples": 9}, "instructions", None,
-                        {"seconds": 1.0}, out, has_float=False)
+                        {"fixed_s": 0.001, "per_byte_s": 1e-5, "samples": 9}, "instructions", session, out,
+                        has_float=False)
     write_summary(out, summary)
     return summary, (out / "report.md").read_text()
 
@@ -497,3 +499,39 @@ def test_results_that_become_unwritable_mid_eval_keep_their_lines(deployed, tmp_
     assert f"the {len(kept)} sentence(s) recorded so far are kept" in proc.stderr
     run_cli(*cmd[3:], check=True)
     assert [r["index"] for r in _rows(out)] == list(range(12))
+
+
+def test_the_link_cost_fit_ignores_a_slow_round_trip():
+    """serial_cost fits the fastest PING of each size: a host that stalls once
+    (here 50 ms on the largest PING) does not make the bytes look 30 times dearer."""
+    from embbert.harness.evaluate import serial_cost
+
+    class Board:
+        stalled = False
+
+        def ping(self, payload):
+            wire = 2 * (len(payload) + 20)
+            time.sleep(0.002 + 2e-6 * wire)  # 2 ms + 2 us per wire byte
+            if len(payload) == 1536 and not self.stalled:
+                self.stalled = True
+                time.sleep(0.05)
+            return payload
+
+    cost = serial_cost(Board())
+    assert cost["samples"] == 3
+    assert cost["per_byte_s"] == pytest.approx(2e-6, rel=0.3) and cost["fixed_s"] == pytest.approx(0.002, abs=0.001)
+
+
+def test_fault_counts_add_up_over_resumed_sessions(tmp_path):
+    """A lossy eval resumed after a kill reports the bytes garbled in every session, not in the last."""
+    rows = [_ok(0, "ham", "ham")]
+    first = {"seconds": 5.0, "faults": {"rate": 0.01, "corrupted_bytes": 40, "dropped_bytes": 30}}
+    _summary_of(tmp_path, rows, first)
+    out = tmp_path / "s"
+    from embbert.harness.summary import summarize
+
+    s = summarize({0: rows[0]}, {"model": "m", "task": "t", "labels": ["ham", "spam"], "model_file": {"sha256": "0"},
+                                 "flash_bytes": 1, "arena_bytes": 1}, load_board("qemu-m4"), {}, {}, "instructions",
+                  {"seconds": 1.0, "faults": {"rate": 0.01, "corrupted_bytes": 2, "dropped_bytes": 1}}, out, False)
+    assert s["link"]["fault_injection"] == {"rate": 0.01, "sessions": 2, "corrupted_bytes": 42, "dropped_bytes": 31}
+    assert s["wall_time_s"] == 6.0

@@ -276,13 +276,16 @@ def _firmware_mode(out: Path, info: dict, resumed: bool) -> dict:
     return mode
 
 
-def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict:
+def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 5) -> dict:
     """Measured link cost: PING round trips of several sizes, fitted as
     seconds = a + b * wire bytes (request + reply). The PING handler does no
-    work, so this is the price of moving bytes over this link."""
+    work, so this is the price of moving bytes over this link. The fit goes
+    through the fastest round trip of each size: a slower one waited for
+    something else (a busy host), and one such wait once made the per-byte
+    cost 30 times too high."""
     import numpy as np
 
-    xs, ys = [], []
+    fastest = {}
     for size in sizes:
         payload = bytes((i * 7 + 1) % 255 + 1 for i in range(size))
         for _ in range(repeats):
@@ -292,13 +295,14 @@ def serial_cost(device: Device, sizes=(16, 512, 1536), repeats: int = 3) -> dict
                     device.ping(payload)
                 except (DeviceError, DeviceTimeout, DeviceRestarted):
                     continue
-                xs.append(sum(device.last_wire_bytes))  # request + reply, as this link frames them
-                ys.append(time.perf_counter() - started)
+                wire = sum(device.last_wire_bytes)  # request + reply, as this link frames them
+                fastest[wire] = min(fastest.get(wire, float("inf")), time.perf_counter() - started)
                 break
-    if len(set(xs)) < 2:
-        return {"fixed_s": None, "per_byte_s": None, "samples": len(xs)}
-    b, a = np.polyfit(np.array(xs, float), np.array(ys, float), 1)
-    return {"fixed_s": max(float(a), 0.0), "per_byte_s": max(float(b), 0.0), "samples": len(xs)}
+    samples = len(fastest)
+    if samples < 2:
+        return {"fixed_s": None, "per_byte_s": None, "samples": samples}
+    b, a = np.polyfit(np.array(list(fastest), float), np.array(list(fastest.values()), float), 1)
+    return {"fixed_s": max(float(a), 0.0), "per_byte_s": max(float(b), 0.0), "samples": samples}
 
 
 def open_link(board: Board, art_dir: Path, port: str | None, options: EvalOptions, runtime: str = "bare") -> Link:
@@ -384,11 +388,11 @@ def _evaluate(art_dir: Path, board_name: str, out: Path, sentences_spec: dict, p
             cost = serial_cost(link.device)
         _classify_all(link, sentences, done, reference, manifest, board, info, options, stats, out)
         faults = link.fault_counts()
-    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(sentences) - len(done), **{
-        k: stats[k] for k in ("retries", "resets")})
+    session.update(seconds=round(time.monotonic() - started, 1), sentences=len(sentences) - len(done),
+                   faults=faults, **{k: stats[k] for k in ("retries", "resets")})
     try:
-        summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, info["counter"], faults,
-                            session, out, reference.has_float)
+        summary = summarize(read_results(out / RESULTS), manifest, board, info, cost, info["counter"], session, out,
+                            reference.has_float)
         write_summary(out, summary)
     except OSError as error:
         raise UserError(f"cannot write the summary in {out}: {error.strerror or error}; the results are kept: "

@@ -71,7 +71,7 @@ def confusion(rows: list[dict], labels: list[str]) -> list[list[int]]:
 
 
 def summarize(results: dict[int, dict], manifest: dict, board: Board, info: dict, cost: dict, unit: str,
-              faults: dict | None, session: dict, out: Path, has_float: bool) -> dict:
+              session: dict, out: Path, has_float: bool) -> dict:
     rows = [results[i] for i in sorted(results)]
     ok = [r for r in rows if r["status"] == "ok"]
     sessions = _sessions(out, session)
@@ -92,7 +92,7 @@ def summarize(results: dict[int, dict], manifest: dict, board: Board, info: dict
         **(_latency(ok, unit, board) if ok else {}),
         "throughput": _serial(ok, rows, cost) if ok else None,
         "link": {"retries": sum(r["retries"] for r in rows), "hard_resets": sum(r["resets"] for r in rows),
-                 "fault_injection": faults},
+                 "fault_injection": _faults(sessions)},
         "memory": {"flash_bytes": info.get("flash_bytes"), "ram_bytes": info.get("ram_bytes"),
                    "arena_bytes": info.get("arena_bytes"), "model_tflite_bytes": manifest["flash_bytes"],
                    "tflite_micro_arena_bytes": manifest["arena_bytes"], "paper_int8_total_bytes": PAPER_INT8_BYTES},
@@ -101,6 +101,15 @@ def summarize(results: dict[int, dict], manifest: dict, board: Board, info: dict
         "sessions": sessions,
     }
     return summary
+
+
+def _faults(sessions: list[dict]) -> dict | None:
+    """Bytes the fault injector garbled, over every session of the run (a resumed one too)."""
+    counts = [s["faults"] for s in sessions if s.get("faults")]
+    if not counts:
+        return None
+    return {"rate": counts[-1]["rate"], "sessions": len(counts),
+            **{k: sum(c[k] for c in counts) for k in ("corrupted_bytes", "dropped_bytes")}}
 
 
 def _sessions(out: Path, session: dict) -> list[dict]:
