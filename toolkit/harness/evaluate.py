@@ -37,7 +37,7 @@ import serial
 from embbert.console import err, progress_bar
 from embbert.device.boards import Board, load_board
 from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, LinkGarbled,
-                                     Status, encode_frame, fit_text)
+                                     Status, fit_text)
 from embbert.errors import UserError
 from embbert.harness.link import BoardUnresponsive, Link, PortLink, QemuLink
 from embbert.convert.manifest import read_manifest
