@@ -141,7 +141,10 @@ def train(
     pair_col: Optional[str] = typer.Option(None, "--pair-col", help="With --data: a second text column (pair tasks)."),
     test_data: Optional[Path] = typer.Option(
         None, "--test-data", help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
-    init: Optional[Path] = typer.Option(None, "--init", help="A pretraining run directory to start from."),
+    init: Optional[Path] = typer.Option(
+        None, "--init", help="Start from a pretrained backbone: a pretraining run directory (embbert pretrain "
+        "--out), or else a shipped one by name: `embbert`, the study's EmbBERT pretraining (its recipe and "
+        "masked-token accuracy in embbert/backbones/embbert.json; docs/results.md)."),
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
@@ -162,9 +165,9 @@ def train(
     """Fine-tune a classifier; writes checkpoint.pt and metrics.json (test accuracy, per class)."""
     from .data import load_file, load_task
     from .presets import get_preset
-    from .train.finetune import finetune, load_backbone
+    from .train.finetune import finetune, init_tokenizer, load_backbone
     from .train.plan import finetune_plan
-    from .train.rundir import TOKENIZER_JSON, prepare_out_dir
+    from .train.rundir import prepare_out_dir
 
     cfg = get_preset(model)
     plan = finetune_plan(preset, epochs=epochs, limit=limit, lr=lr, quant_noise=quant_noise, seed=seed)
@@ -181,7 +184,7 @@ def train(
         dataset = load_task(task, seed=seed, limit=plan.limit)
     if init is not None:
         load_backbone(init, cfg)  # fail now, before anything is written
-        tok_path = init / TOKENIZER_JSON
+        tok_path = init_tokenizer(init)
     else:
         _, tok_path = _tokenizer(cfg.vocab_size, preset)
     _check_resume(out_dir, resume, {"kind": "train", "model": cfg.model_dump(), "plan": plan.model_dump(),
