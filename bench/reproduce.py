@@ -15,7 +15,8 @@ Jobs, most valuable first (a later session may be cut short):
   1. pretraining of EmbBERT at today's budget (1x: 3000 x 32 x 128 = 12.3 M tokens);
   2. the quant-noise sweep: EmbBERT from that backbone, seed 0, noise 0/8/16/24, five tasks,
      each converted (`embbert convert`) and checked on the validation split too, so the
-     default is chosen on validation only (choose_quant_noise);
+     default is chosen on validation only (choose_quant_noise); the sweep and the main
+     table get int8 figures, the later stages fp32 only;
   3. the main table: EmbBERT seeds 1, 2 at the chosen noise (seed 0 is the sweep's run);
   4. the 2 MB baselines (bert-2mb, mamba-2mb: 3 seeds; embedder, embedder-conv: 1 seed),
      each pretrained once at the same token budget;
@@ -56,6 +57,7 @@ class Setup:
     """What a preset of the study changes: sizes and lists, never the recipe's logic."""
 
     preset: str  # the `embbert` preset of every run
+    model: str  # the model of the sweep, the main table's first row, the ablation's reference, the budget
     tasks4: tuple[str, ...]
     all_tasks: tuple[str, ...]
     seeds: tuple[int, ...]
@@ -69,6 +71,8 @@ class Setup:
     convert_limit: int | None  # convert at most this many fine-tunes (None: all)
     parity_limit: int | None = None  # parity on the first N sentences of test and of val (None: all)
     ship: tuple[str, ...] = ()  # models whose 1x pretraining goes into the package (embbert/backbones/)
+    convert_stages: tuple[str, ...] = ("sweep", "main")  # the fine-tunes that get an int8 figure
+    sweep_order: tuple[str, ...] | None = None  # the sweep's task order (None: all_tasks)
     calibration: int | None = None  # `embbert convert --calibration` (None: its default)
     epochs: dict = field(default_factory=dict)
 
@@ -77,14 +81,16 @@ def setup(preset: str) -> Setup:
     from accuracy import EPOCHS
 
     if preset == "paper":
-        return Setup("paper", TASKS4, ALL_TASKS, (0, 1, 2), (0.0, 8.0, 16.0, 24.0), 3000, 3,
+        return Setup("paper", "embbert", TASKS4, ALL_TASKS, (0, 1, 2), (0.0, 8.0, 16.0, 24.0), 3000, 3,
                      ("bert-2mb", "mamba-2mb"), ("embedder", "embedder-conv"),
                      ("nanobert", "bert-efficient", "nanobert-efficient"),
                      ("embbert-nano", "embbert-tiny", "embbert-medium"), None, epochs=dict(EPOCHS),
-                     ship=("embbert", "bert-2mb", "mamba-2mb"))
+                     ship=("embbert", "bert-2mb", "mamba-2mb"),
+                     sweep_order=("trec_questions", "sms_spam", "vader_movies", "rt_reviews", "news20"))
     # One of each stage, on tiny data: the test of the study's machinery.
-    return Setup("smoke", ("sms_spam",), ("sms_spam",), (0,), (0.0, 24.0), 10, 3, ("bert-2mb",), (),
-                 (), ("embbert-nano",), 1, parity_limit=20, calibration=10)
+    # EmbBERT's smallest sibling in EmbBERT's place: its conversion is the quickest.
+    return Setup("smoke", "embbert-nano", ("sms_spam",), ("sms_spam",), (0,), (0.0, 24.0), 10, 3, ("bert-2mb",), (),
+                 (), ("embbert-tiny",), 1, parity_limit=20, calibration=10)
 
 
 # ---------------------------------------------------------------- jobs
@@ -119,21 +125,21 @@ def jobs(s: Setup, done: dict) -> list[Job]:
     """The whole study in order of value. The main table's noise level is the
     sweep's choice, known once the sweep is done; until then those jobs wait."""
     out: list[Job] = []
-    emb = pretrain_name("embbert")
-    out.append(Job("pretrain", "pretrain", "embbert", init=emb, steps=s.steps_1x))
+    emb = pretrain_name(s.model)
+    out.append(Job("pretrain", "pretrain", s.model, init=emb, steps=s.steps_1x))
     for task in s.all_tasks:
         for seed in s.seeds if task in s.tasks4 else (0,):
             out.append(Job("tfidf", "tfidf", task=task, seed=seed))
-    for task in s.all_tasks:  # 2. the sweep, task by task (cheap ones first in TASKS4's order)
+    for task in s.sweep_order or s.all_tasks:  # 2. the sweep, task by task, the quickest first
         for qn in s.noise_levels:
-            out.append(Job("finetune", "sweep", "embbert", task, 0, emb, qn))
-    choice = choose_quant_noise(sweep_rows(done), s)
+            out.append(Job("finetune", "sweep", s.model, task, 0, emb, qn))
+    choice = choose_quant_noise(sweep_rows(done, s), s)
     qn = choice["level"]
     if qn is None:
         return out  # the rest waits for the sweep
     for seed in s.seeds[1:]:  # 3. main table, EmbBERT (seed 0 is the sweep's run at the chosen level)
         for task in s.tasks4:
-            out.append(Job("finetune", "main", "embbert", task, seed, emb, qn))
+            out.append(Job("finetune", "main", s.model, task, seed, emb, qn))
     for model in s.baselines3 + s.baselines1:  # 4. the 2 MB baselines
         pre = pretrain_name(model)
         out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
@@ -142,21 +148,21 @@ def jobs(s: Setup, done: dict) -> list[Job]:
             tasks = s.all_tasks if seed == 0 and model in s.baselines3 else s.tasks4
             for task in tasks:
                 out.append(Job("finetune", "main", model, task, seed, pre, qn))
-    out += [Job("finetune", "ablation", "embbert", task, 0, None, qn) for task in s.tasks4]
+    out += [Job("finetune", "ablation", s.model, task, 0, None, qn) for task in s.tasks4]
     for model in s.ablations + s.scaling:  # 5., 6.
         pre = pretrain_name(model)
         out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
         out += [Job("finetune", "ablation" if model in s.ablations else "scaling", model, task, 0, pre, qn)
                 for task in s.tasks4]
-    pre3 = pretrain_name("embbert", s.budget_factor)  # 7.
-    out.append(Job("pretrain", "pretrain", "embbert", init=pre3, steps=s.steps_1x * s.budget_factor))
-    out += [Job("finetune", "budget", "embbert", task, 0, pre3, qn) for task in s.tasks4]
+    pre3 = pretrain_name(s.model, s.budget_factor)  # 7.
+    out.append(Job("pretrain", "pretrain", s.model, init=pre3, steps=s.steps_1x * s.budget_factor))
+    out += [Job("finetune", "budget", s.model, task, 0, pre3, qn) for task in s.tasks4]
     return out
 
 
-def sweep_rows(done: dict) -> list[dict]:
-    return [r for r in done.values() if r.get("kind") == "finetune" and r["model"] == "embbert"
-            and r["init"] == pretrain_name("embbert") and r["seed"] == 0]
+def sweep_rows(done: dict, s: Setup) -> list[dict]:
+    return [r for r in done.values() if r.get("kind") == "finetune" and r["model"] == s.model
+            and r["init"] == pretrain_name(s.model) and r["seed"] == 0]
 
 
 def choose_quant_noise(rows: list[dict], s: Setup) -> dict:
@@ -274,6 +280,8 @@ class Study:
                "memory_int8_bytes": mem.total_bytes_int8,
                "fp32": {k: metrics[k] for k in ("test_accuracy", "val_accuracy", "macro_f1", "best_epoch",
                                                 "val_history", "sizes", "steps", "wall_time_s", "tokens_per_s")}}
+        if job.stage not in self.s.convert_stages:
+            return row
         if self.s.convert_limit is not None:
             converted = sum(1 for r in self.done().values() if "int8" in r)
             if converted >= self.s.convert_limit:
@@ -320,7 +328,7 @@ def run_study(study: Study, max_jobs: int | None) -> None:
         done = study.done()
         todo = [j for j in jobs(study.s, done) if j.name not in done]
         if not todo:
-            log("nothing left to run" if choose_quant_noise(sweep_rows(done), study.s)["level"] is not None
+            log("nothing left to run" if choose_quant_noise(sweep_rows(done, study.s), study.s)["level"] is not None
                 else "the sweep is incomplete and nothing else can run")
             return
         job = todo[0]
@@ -357,7 +365,7 @@ def main() -> None:
         done = study.done()
         for j in jobs(s, done):
             print(f"{'done' if j.name in done else 'todo'}  {j.stage:9} {j.name}")
-        print(choose_quant_noise(sweep_rows(done), s)["why"])
+        print(choose_quant_noise(sweep_rows(done, s), s)["why"])
         return
     held = lock(args.work)
     try:

@@ -18,9 +18,6 @@ from reproduce import ALL_TASKS, MAX_VAL_LOSS, MIN_AGREEMENT, Setup, choose_quan
 PAPER_POINTS = {"fp32": (1.95e6, 87.19), "int8": (781e3, 88.18)}
 PAPER_SCALING_MB = {"embbert-nano": 0.65, "embbert-tiny": 1.24, "embbert": 1.95, "embbert-medium": 9.60,
                     "embbert-big": 39.71}
-MAIN_MODELS = ("embbert", "bert-2mb", "mamba-2mb", "embedder", "embedder-conv")
-ABLATION = ("embbert", "nanobert", "bert-efficient", "nanobert-efficient", "embbert (no pretraining)")
-SCALING = ("embbert-nano", "embbert-tiny", "embbert", "embbert-medium")
 MISSING = "not yet measured"
 
 
@@ -41,7 +38,10 @@ class Results:
 
     def __init__(self, done: dict, s: Setup):
         self.done, self.s = done, s
-        self.choice = choose_quant_noise(sweep_rows(done), s)
+        self.choice = choose_quant_noise(sweep_rows(done, s), s)
+        self.e = s.model  # EmbBERT, or its stand-in in the smoke study
+        self.main_models = (s.model, *s.baselines3, *s.baselines1)
+        self.scaling = tuple(sorted({s.model, *s.scaling}, key=lambda m: memory_of(m)))
         self.qn = self.choice["level"]
         self.ft = [r for r in done.values() if r["kind"] == "finetune"]
 
@@ -76,6 +76,13 @@ class Results:
 
     def pretrain(self, name: str) -> dict | None:
         return self.done.get(f"pretrain-{name}")
+
+
+def memory_of(model: str) -> int:
+    from embbert.memory import memory_report
+    from embbert.presets import get_preset
+
+    return memory_report(get_preset(model)).total_bytes_fp32
 
 
 def label(model: str, init: str | None) -> str:
@@ -139,7 +146,7 @@ def sweep_table(res: Results) -> list[str]:
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in res.s.all_tasks:
         for q in res.s.noise_levels:
-            rs = res.runs("embbert", task, "1x", q)
+            rs = res.runs(res.e, task, "1x", q)
             rs = [r for r in rs if r["seed"] == 0]
             if not rs:
                 out.append(f"| {task} | {q:g} | {MISSING} | | | | | | |")
@@ -164,7 +171,7 @@ def memory_plot(res: Results, path: Path) -> bool:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     any_point = False
-    for model in (*MAIN_MODELS, *SCALING[:2], SCALING[3]):
+    for model in dict.fromkeys((*res.main_models, *res.scaling)):
         mem = memory_report(get_preset(model))
         for precision, size, marker in (("fp32", mem.total_bytes_fp32, "o"), ("int8", mem.total_bytes_int8, "s")):
             avg = res.average(model, precision)
@@ -204,8 +211,8 @@ def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
     for i, task in enumerate(res.s.tasks4):
         pts = []
         for f in factors:
-            pre = res.pretrain(pretrain_name("embbert", f))
-            xs = res.acc([r for r in res.runs("embbert", task, f"{f}x") if r["seed"] == 0], "fp32")
+            pre = res.pretrain(pretrain_name(res.e, f))
+            xs = res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32")
             if pre and xs:
                 pts.append((pre["tokens"] / 1e6, 100 * xs[0]))
         if pts:
@@ -226,7 +233,7 @@ def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
 
 def claims(res: Results) -> list[str]:
     out = []
-    e32, e8 = res.average("embbert", "fp32"), res.average("embbert", "int8")
+    e32, e8 = res.average(res.e, "fp32"), res.average(res.e, "int8")
     b, m = res.average("bert-2mb", "fp32"), res.average("mamba-2mb", "fp32")
     tf = res.tfidf_average()
     if e32 is None or b is None or m is None:
@@ -251,8 +258,8 @@ def claims(res: Results) -> list[str]:
         out.append(f"**2. Resilient to 8-bit quantization: {verdict}.** EmbBERT averages {pct(e32)} fp32 and "
                    f"{pct(e8)} int8 on host TFLite-Micro ({delta:+.2f} points; paper: 87.19 -> 88.18 on TinyNLP), "
                    f"with `--quant-noise {res.qn:g}`. Held means within 0.5 point.")
-    abl = {name: res.average(name, "fp32") for name in ABLATION[1:4]}
-    abl["no pretraining"] = res.average("embbert", "fp32", init=None)
+    abl = {name: res.average(name, "fp32") for name in res.s.ablations}
+    abl["no pretraining"] = res.average(res.e, "fp32", init=None)
     if e32 is None or any(v is None for v in abl.values()):
         out.append(f"**3. Every component and the pretraining help (ablation): {MISSING}.** Measured so far: "
                    + ", ".join(f"{k} {pct(v)}" for k, v in abl.items()) + f"; EmbBERT {pct(e32)}.")
@@ -261,7 +268,7 @@ def claims(res: Results) -> list[str]:
         out.append(f"**3. Every component and the pretraining help (ablation): {'held' if not worse else 'not held'}.** "
                    f"EmbBERT {pct(e32)} against " + ", ".join(f"{k} {pct(v)}" for k, v in abl.items())
                    + (f"; not below EmbBERT: {', '.join(worse)}." if worse else "."))
-    sc = [(name, res.average(name, "fp32")) for name in SCALING]
+    sc = [(name, res.average(name, "fp32")) for name in res.scaling]
     measured = [(n, v) for n, v in sc if v is not None]
     if len(measured) < 3:
         out.append(f"**4. It scales from 0.65 MB to 39.71 MB: {MISSING}.** Measured so far: "
@@ -270,8 +277,8 @@ def claims(res: Results) -> list[str]:
         rising = all(a[1] <= b[1] for a, b in zip(measured, measured[1:]))
         out.append(f"**4. It scales from 0.65 MB to 39.71 MB: {'held' if rising else 'not held'} over the sizes "
                    "measured** (embbert-big, 39.71 MB, is beyond this machine's budget): "
-                   + ", ".join(f"{n} ({PAPER_SCALING_MB[n]} MB) {pct(v)}" for n, v in measured) + ".")
-    e3 = res.average("embbert", "fp32", init="3x")
+                   + ", ".join(f"{n} ({PAPER_SCALING_MB.get(n, '?')} MB) {pct(v)}" for n, v in measured) + ".")
+    e3 = res.average(res.e, "fp32", init="3x")
     if e3 is None or e32 is None:
         out.append(f"**Pretraining budget: {MISSING}.** Does 3x the tokens close the gap to TF-IDF? EmbBERT 1x "
                    f"{pct(e32)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf)}.")
@@ -320,11 +327,11 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
         f"emulated board). Fine-tuned with `--quant-noise {'?' if res.qn is None else f'{res.qn:g}'}`. "
         "Memory: the paper's formula (weights + L² map + 2·L·d activations), and the measured int8 flash + arena.",
         "",
-        *accuracy_table(res, [(m, "1x") for m in MAIN_MODELS], s.tasks4, memory=True),
+        *accuracy_table(res, [(m, "1x") for m in res.main_models], s.tasks4, memory=True),
         "",
         "news20 (one seed):",
         "",
-        *accuracy_table(res, [(m, "1x") for m in MAIN_MODELS[:3]], tuple(t for t in s.all_tasks if t not in s.tasks4),
+        *accuracy_table(res, [(m, "1x") for m in (s.model, *s.baselines3)], tuple(t for t in s.all_tasks if t not in s.tasks4),
                         memory=False, average=False),
         "",
         "![accuracy against memory](results-memory.png)" if memory_plot(res, doc.parent / "results-memory.png")
@@ -332,12 +339,12 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
         "",
         "## Ablation (seed 0, test accuracy %)",
         "",
-        *accuracy_table(res, [("embbert", "1x"), *[(m, "1x") for m in ABLATION[1:4]], ("embbert", None)], s.tasks4,
+        *accuracy_table(res, [(s.model, "1x"), *[(m, "1x") for m in s.ablations], (s.model, None)], s.tasks4,
                         memory=True),
         "",
         "## Scaling (seed 0, each size pretrained at its own size, same token budget)",
         "",
-        *accuracy_table(res, [(m, "1x") for m in SCALING], s.tasks4, memory=True),
+        *accuracy_table(res, [(m, "1x") for m in res.scaling], s.tasks4, memory=True),
         "",
         "## Pretrainings",
         "",
@@ -351,7 +358,7 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
     lines += ["", "## Pretraining budget (EmbBERT, seed 0, fp32 test accuracy %)", "",
               "| task | " + " | ".join(f"{f}x" for f in factors) + " | TF-IDF + LR |", "|---|" + "---:|" * (len(factors) + 1)]
     for task in s.tasks4:
-        cells = [mean_std(res.acc([r for r in res.runs("embbert", task, f"{f}x") if r["seed"] == 0], "fp32"))
+        cells = [mean_std(res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32"))
                  for f in factors]
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {mean_std(res.tfidf(task)[:1])} |")
     lines += ["", "![pretraining budget](results-budget.png)" if budget_plot(res, doc.parent / "results-budget.png", factors)

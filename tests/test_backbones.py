@@ -80,3 +80,13 @@ def test_unknown_init_names_the_shipped_ones(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "neither a shipped backbone" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_shipped_embbert_backbone():
+    """The real one in the package: its sha256, the preset's shape, a pretraining that learned something."""
+    meta = backbones.info("embbert")
+    cfg, weights = backbones.load("embbert")
+    assert cfg == get_preset("embbert") and meta["params"] == 357_248
+    assert sum(v.numel() for v in weights.values()) == meta["params"]
+    assert meta["masked_token_accuracy"] > 3 * meta["unigram_accuracy"]
+    assert meta["recipe"]["token_budget"] == 3000 * 32 * 128 and len(meta["tokenizer_sha256"]) == 64

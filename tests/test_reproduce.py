@@ -24,20 +24,21 @@ def test_smoke_study_every_stage_once_then_resumes_and_reports(tmp_path):
     proc = _study(tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    # The smoke study puts embbert-nano in EmbBERT's place (the quickest conversion) and embbert-tiny in scaling.
     assert set(rows) == {
-        "pretrain-embbert-1x", "pretrain-bert-2mb-1x", "pretrain-embbert-nano-1x", "pretrain-embbert-3x",
+        "pretrain-embbert-nano-1x", "pretrain-bert-2mb-1x", "pretrain-embbert-tiny-1x", "pretrain-embbert-nano-3x",
         "tfidf-sms_spam-s0",
-        "ft-embbert-1x-sms_spam-s0-qn0", "ft-embbert-1x-sms_spam-s0-qn24",  # the sweep
+        "ft-embbert-nano-1x-sms_spam-s0-qn0", "ft-embbert-nano-1x-sms_spam-s0-qn24",  # the sweep
         "ft-bert-2mb-1x-sms_spam-s0-qn24",  # a baseline, from its own pretraining
-        "ft-embbert-scratch-sms_spam-s0-qn24",  # the ablation without pretraining
-        "ft-embbert-nano-1x-sms_spam-s0-qn24",  # scaling
-        "ft-embbert-3x-sms_spam-s0-qn24",  # the pretraining budget
+        "ft-embbert-nano-scratch-sms_spam-s0-qn24",  # the ablation without pretraining
+        "ft-embbert-tiny-1x-sms_spam-s0-qn24",  # scaling
+        "ft-embbert-nano-3x-sms_spam-s0-qn24",  # the pretraining budget
     }
     # One pretraining shared by its fine-tunes, at the same token budget for every model; 3x is three times it.
     budgets = {n: r["token_budget"] for n, r in rows.items() if r["kind"] == "pretrain"}
-    assert budgets["pretrain-embbert-3x"] == 3 * budgets["pretrain-embbert-1x"] == 3 * budgets["pretrain-bert-2mb-1x"]
-    assert rows["ft-embbert-1x-sms_spam-s0-qn24"]["init"] == "embbert-1x"
-    assert rows["pretrain-embbert-1x"]["shipped"] is None  # the smoke study never ships into the package
+    assert budgets["pretrain-embbert-nano-3x"] == 3 * budgets["pretrain-embbert-nano-1x"] == 3 * budgets["pretrain-bert-2mb-1x"]
+    assert rows["ft-embbert-nano-1x-sms_spam-s0-qn24"]["init"] == "embbert-nano-1x"
+    assert rows["pretrain-embbert-nano-1x"]["shipped"] is None  # the smoke study never ships into the package
     # Exactly one conversion (smoke), with parity on test and on validation, both on host TFLite-Micro.
     converted = [r for r in rows.values() if "int8" in r]
     assert len(converted) == 1
