@@ -67,8 +67,10 @@ class Results:
             per_task.append(statistics.mean(xs))
         return statistics.mean(per_task)
 
-    def tfidf(self, task: str) -> list[float]:
-        return [r["test_accuracy"] for r in self.done.values() if r["kind"] == "tfidf" and r["task"] == task]
+    def tfidf(self, task: str, seed: int | None = None) -> list[float]:
+        """TF-IDF + LR test accuracies on `task`, every seed's split (or one)."""
+        return [r["test_accuracy"] for r in self.done.values() if r["kind"] == "tfidf" and r["task"] == task
+                and seed in (None, r["seed"])]
 
     def tfidf_average(self) -> float | None:
         xs = [self.tfidf(t) for t in self.s.tasks4]
@@ -160,75 +162,76 @@ def sweep_table(res: Results) -> list[str]:
     return out
 
 
-def memory_plot(res: Results, path: Path) -> bool:
+def _plot(path: Path, size: tuple[float, float], draw, xlabel: str, ylabel: str) -> bool:
+    """Draw with `draw(ax) -> bool` (anything measured?) and save a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from embbert.memory import memory_report
-    from embbert.presets import get_preset
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    any_point = False
-    for model in dict.fromkeys((*res.main_models, *res.scaling)):
-        mem = memory_report(get_preset(model))
-        for precision, size, marker in (("fp32", mem.total_bytes_fp32, "o"), ("int8", mem.total_bytes_int8, "s")):
-            avg = res.average(model, precision)
-            if avg is None:
-                continue
-            any_point = True
-            ax.scatter(size / 1e6, 100 * avg, marker=marker, color="C0" if precision == "fp32" else "C1")
-            ax.annotate(model, (size / 1e6, 100 * avg), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for precision, (size, acc) in PAPER_POINTS.items():
-        ax.scatter(size / 1e6, acc, marker="*", s=120, color="C3")
-        ax.annotate(f"paper EmbBERT {precision} (TinyNLP)", (size / 1e6, acc), fontsize=7, xytext=(3, -10),
-                    textcoords="offset points")
-    tf = res.tfidf_average()
-    if tf is not None:
-        ax.axhline(100 * tf, color="grey", linestyle="--", linewidth=1, label="TF-IDF + LR (ours)")
-    ax.scatter([], [], marker="o", color="C0", label="ours, fp32")
-    ax.scatter([], [], marker="s", color="C1", label="ours, int8 (TFLite-Micro)")
-    ax.scatter([], [], marker="*", color="C3", label="paper (TinyNLP, other tasks)")
-    ax.set_xscale("log")
-    ax.set_xlabel("total memory, MB (weights + activations, paper formula)")
-    ax.set_ylabel("average accuracy, 4 tasks (%)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return any_point
-
-
-def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
-    for i, task in enumerate(res.s.tasks4):
-        pts = []
-        for f in factors:
-            pre = res.pretrain(pretrain_name(res.e, f))
-            xs = res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32")
-            if pre and xs:
-                pts.append((pre["tokens"] / 1e6, 100 * xs[0]))
-        if pts:
-            drawn = True
-            ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=task)
-        tf = [x for r in res.done.values() if r["kind"] == "tfidf" and r["task"] == task and r["seed"] == 0
-              for x in [r["test_accuracy"]]]
-        if tf:
-            ax.axhline(100 * tf[0], color=f"C{i}", linestyle=":", linewidth=1)
-    ax.set_xlabel("pretraining tokens (M)")
-    ax.set_ylabel("test accuracy fp32, seed 0 (%); dotted: TF-IDF + LR")
-    ax.legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=size)
+    drawn = draw(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return drawn
+
+
+def memory_plot(res: Results, path: Path) -> bool:
+    from embbert.memory import memory_report
+    from embbert.presets import get_preset
+
+    def draw(ax) -> bool:
+        any_point = False
+        for model in dict.fromkeys((*res.main_models, *res.scaling)):
+            mem = memory_report(get_preset(model))
+            for precision, size, marker in (("fp32", mem.total_bytes_fp32, "o"), ("int8", mem.total_bytes_int8, "s")):
+                avg = res.average(model, precision)
+                if avg is None:
+                    continue
+                any_point = True
+                ax.scatter(size / 1e6, 100 * avg, marker=marker, color="C0" if precision == "fp32" else "C1")
+                ax.annotate(model, (size / 1e6, 100 * avg), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for precision, (size, acc) in PAPER_POINTS.items():
+            ax.scatter(size / 1e6, acc, marker="*", s=120, color="C3")
+            ax.annotate(f"paper EmbBERT {precision} (TinyNLP)", (size / 1e6, acc), fontsize=7, xytext=(3, -10),
+                        textcoords="offset points")
+        tf = res.tfidf_average()
+        if tf is not None:
+            ax.axhline(100 * tf, color="grey", linestyle="--", linewidth=1, label="TF-IDF + LR (ours)")
+        ax.scatter([], [], marker="o", color="C0", label="ours, fp32")
+        ax.scatter([], [], marker="s", color="C1", label="ours, int8 (TFLite-Micro)")
+        ax.scatter([], [], marker="*", color="C3", label="paper (TinyNLP, other tasks)")
+        ax.set_xscale("log")
+        return any_point
+
+    return _plot(path, (7, 4.5), draw, "total memory, MB (weights + activations, paper formula)",
+                 "average accuracy, 4 tasks (%)")
+
+
+def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
+    def draw(ax) -> bool:
+        drawn = False
+        for i, task in enumerate(res.s.tasks4):
+            pts = []
+            for f in factors:
+                pre = res.pretrain(pretrain_name(res.e, f))
+                xs = res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32")
+                if pre and xs:
+                    pts.append((pre["tokens"] / 1e6, 100 * xs[0]))
+            if pts:
+                drawn = True
+                ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=task)
+            tf = res.tfidf(task, seed=0)
+            if tf:
+                ax.axhline(100 * tf[0], color=f"C{i}", linestyle=":", linewidth=1)
+        return drawn
+
+    return _plot(path, (6, 4), draw, "pretraining tokens (M)", "test accuracy fp32, seed 0 (%); dotted: TF-IDF + LR")
 
 
 def claims(res: Results) -> list[str]:
@@ -360,7 +363,7 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
     for task in s.tasks4:
         cells = [mean_std(res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32"))
                  for f in factors]
-        lines.append(f"| {task} | " + " | ".join(cells) + f" | {mean_std(res.tfidf(task)[:1])} |")
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {mean_std(res.tfidf(task, seed=0))} |")
     lines += ["", "![pretraining budget](results-budget.png)" if budget_plot(res, doc.parent / "results-budget.png", factors)
               else f"Pretraining-budget curve: {MISSING}.", "", "## The claims", ""]
     for para in claims(res):
