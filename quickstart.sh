@@ -2,7 +2,8 @@
 # Set up, then run the workflow end to end on a short recipe (about 10 minutes
 # on 2 cores once set up): memory accounting, 3 epochs of fine-tuning on all
 # of sms_spam's training part from the shipped pretrained EmbBERT backbone
-# (`--init embbert`, see docs/results.md), then `embbert deploy` (conversion to full-int8
+# (`--init embbert`, see docs/results.md; 96.7 % float test accuracy when we ran
+# it), then `embbert deploy` (conversion to full-int8
 # TFLite checked on the TFLite-Micro interpreter, the firmware for the
 # emulated Cortex-M4 board qemu-m4, the emulator started, a smoke check) and
 # `embbert eval` of the whole sms_spam test split on that emulated board.
