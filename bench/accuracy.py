@@ -28,9 +28,9 @@ from embbert.data import TASKS, load_task
 EPOCHS = {"news20": 2}
 
 
-def tfidf_reference(task: str, limit: int | None) -> dict:
-    """Word 1-2-gram TF-IDF + logistic regression; C picked on the validation part."""
-    data = load_task(task, seed=0, limit=limit)
+def tfidf_reference(task: str, limit: int | None, seed: int = 0) -> dict:
+    """Word 1-2-gram TF-IDF + logistic regression on the split of `seed`; C picked on the validation part."""
+    data = load_task(task, seed=seed, limit=limit)
     started = time.perf_counter()
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, lowercase=True)
     x_train = vec.fit_transform([e.text for e in data.train])

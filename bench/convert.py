@@ -51,8 +51,9 @@ def make_untrained_run(preset: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def convert(run: Path, out: Path, test_limit: int | None) -> dict:
-    cmd = [sys.executable, "-m", "embbert", "convert", str(run), "--out", str(out), "--force", "--json"]
+def convert(run: Path, out: Path, test_limit: int | None, *options: str) -> dict:
+    """`embbert convert RUN --out OUT` (+ options): its --json summary, or {"error": reason}."""
+    cmd = [sys.executable, "-m", "embbert", "convert", str(run), "--out", str(out), "--force", "--json", *options]
     if test_limit:
         cmd += ["--test-limit", str(test_limit)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -112,14 +112,10 @@ def _convert_run(run_dir: Path, out: Path, calibration: int, force: bool, test_l
     mem = arena.measure(model)
 
     test = data.test[:test_limit] if test_limit else data.test
-    seqs = encode(tok, [e.text for e in test], L)
-    y = np.array([src.labels.index(e.label) for e in test])
     _step(f"parity on {len(test)} test sentences: float PyTorch, LiteRT int8, TFLite-Micro int8")
     out_t = info.tensors[info.outputs[0]]
     q_out = _output_quantization(model)
-    batch = [parity.padded(s, L) for s in seqs]
-    figures = parity.compare(parity.float_logits(src.model, seqs), parity.run_litert(model, batch),
-                             parity.run_micro(model, batch, mem["minimal"]), y, q_out.scale, q_out.zero_point)
+    figures = _parity(src, tok, model, mem["minimal"], test, q_out)
 
     in_t = info.tensors[info.inputs[0]]
     model_sha = _sha(model)
@@ -139,6 +135,35 @@ def _convert_run(run_dir: Path, out: Path, calibration: int, force: bool, test_l
     _write_artifacts(out, force, model, float_onnx, manifest, src, mem, tokenizer_json)
     seconds = round(time.monotonic() - started, 1)
     return {"out": str(out), "wall_time_s": seconds, **manifest.model_dump()}
+
+
+def _parity(src, tok, model: bytes, arena_bytes: int, examples, q_out: Quantization) -> dict:
+    """Parity figures of the int8 `model` against the run's float model on `examples`."""
+    L = src.config.max_len
+    seqs = encode(tok, [e.text for e in examples], L)
+    y = np.array([src.labels.index(e.label) for e in examples])
+    batch = [parity.padded(s, L) for s in seqs]
+    return parity.compare(parity.float_logits(src.model, seqs), parity.run_litert(model, batch),
+                          parity.run_micro(model, batch, arena_bytes), y, q_out.scale, q_out.zero_point)
+
+
+def artifact_parity(run_dir: Path, art_dir: Path, split: str, limit: int | None = None) -> dict:
+    """The parity figures of an artifact of `run_dir` on another part of the run's
+    own split ("val", "test" or "train"; its first `limit` sentences), with the
+    same three interpreters: e.g. to choose a training option on validation, not
+    on test. `test_sentences` in the result counts the sentences of `split`."""
+    src = source.load_run(run_dir)
+    data, _ = source.load_sentences(src)
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    if split not in parts:
+        raise UserError(f"unknown split {split!r}; known: {', '.join(parts)}")
+    manifest = Manifest.model_validate_json((Path(art_dir) / "manifest.json").read_text())
+    model = (Path(art_dir) / manifest.model_file.path).read_bytes()
+    if _sha(model) != manifest.model_file.sha256:
+        raise UserError(f"{art_dir}: {manifest.model_file.path} does not match its manifest's sha256")
+    q_out = manifest.output.quantization
+    return {"split": split, **_parity(src, load_tokenizer(src.tokenizer_path), model, manifest.arena_bytes,
+                                      parts[split][:limit], q_out)}
 
 
 def _output_quantization(model: bytes) -> Quantization:

@@ -207,6 +207,19 @@ def test_micro_output_matches_recorded_parity(converted, run_dir):
     assert float((pred == y).mean()) == pytest.approx(summary["parity"]["accuracy_micro"])
 
 
+def test_parity_on_another_split_is_the_same_code(converted, run_dir):
+    """artifact_parity: convert's parity, on any part of the run's split (the study's validation figures)."""
+    from embbert.convert.pipeline import artifact_parity
+    from embbert.errors import UserError
+
+    out, summary = converted
+    assert artifact_parity(run_dir, out, "test", limit=40) == {"split": "test", **summary["parity"]}
+    val = artifact_parity(run_dir, out, "val", limit=25)
+    assert val["split"] == "val" and val["test_sentences"] == 25 and val["agreement_micro"] >= 0.9
+    with pytest.raises(UserError, match="unknown split"):
+        artifact_parity(run_dir, out, "dev")
+
+
 def test_same_run_same_bytes(converted, run_dir, tmp_path):
     out, _ = converted
     from embbert.convert.pipeline import convert_run

@@ -158,8 +158,10 @@ def train(
     test_data: Optional[Path] = typer.Option(
         None, "--test-data", resolve_path=True,
         help="With --data: a held-out test file (e.g. GLUE dev.tsv); else 10 % of --data."),
-    init: Optional[Path] = typer.Option(None, "--init", resolve_path=True,
-        help="A pretraining run directory to start from."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Start from a pretrained backbone: a pretraining run directory (embbert pretrain "
+        "--out), or else a shipped one by name: `embbert`, the study's EmbBERT pretraining (its recipe and "
+        "masked-token accuracy in embbert/backbones/embbert.json; docs/results.md)."),
     out_dir: Path = OutOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training part (default: the preset's)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many examples per split part."),
@@ -180,9 +182,9 @@ def train(
     """Fine-tune a classifier; writes checkpoint.pt and metrics.json (test accuracy, per class)."""
     from .data import load_file, load_task
     from .presets import get_preset
-    from .train.finetune import finetune, load_backbone
+    from .train.finetune import finetune, init_tokenizer, load_backbone
     from .train.plan import finetune_plan
-    from .train.rundir import TOKENIZER_JSON, prepare_out_dir
+    from .train.rundir import prepare_out_dir
 
     check_writable(out_dir)
     cfg = get_preset(model)
@@ -199,8 +201,11 @@ def train(
     else:
         dataset = load_task(task, seed=seed, limit=plan.limit)
     if init is not None:
+        from .backbones import is_name
+
+        init = init if is_name(init) else Path(init).resolve()  # a shipped backbone's name, or a run directory
         load_backbone(init, cfg)  # fail now, before anything is written
-        tok_path = init / TOKENIZER_JSON
+        tok_path = init_tokenizer(init)
     else:
         _, tok_path = _tokenizer(cfg.vocab_size, preset)
     _check_resume(out_dir, resume, {"kind": "train", "model": cfg.model_dump(), "plan": plan.model_dump(),

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import classification_report, confusion_matrix
 
-from .. import __version__
+from .. import __version__, backbones
 from ..config import ModelConfig
 from ..data import TaskData
 from ..errors import UserError
@@ -25,7 +25,7 @@ from .plan import FinetunePlan
 
 
 def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_path: Path, out: Path,
-             resume: bool, init: Path | None = None) -> dict:
+             resume: bool, init: Path | str | None = None) -> dict:
     """Fine-tune; write run.json, tokenizer.json, checkpoint.pt, metrics.json. Returns the metrics."""
     tok = load_tokenizer(tokenizer_path)
     label_id = {name: i for i, name in enumerate(data.labels)}
@@ -89,17 +89,34 @@ def finetune(cfg: ModelConfig, data: TaskData, plan: FinetunePlan, tokenizer_pat
     return metrics
 
 
-def load_backbone(init: Path, cfg: ModelConfig) -> dict:
-    """Backbone weights from a pretraining run; refuse a checkpoint of another model."""
+def load_backbone(init: Path | str, cfg: ModelConfig) -> dict:
+    """Backbone weights from a pretraining run or a shipped backbone (backbones.py);
+    refuse one of another model."""
+    if backbones.is_name(init):
+        theirs, weights = backbones.load(str(init))
+        _check_same_model(theirs, cfg, f"the shipped backbone {str(init)!r}")
+        return weights
+    if not init.is_dir():
+        raise UserError(f"--init {init}: neither a shipped backbone ({', '.join(backbones.names()) or 'none shipped'}) "
+                        "nor a pretraining run directory")
     path = init / rundir.CHECKPOINT
     ckpt = rundir.read_torch(path)
-    theirs = rundir.checkpoint_config(ckpt, path)
-    if theirs != cfg:
-        diff = {k: (v, getattr(cfg, k)) for k, v in theirs.model_dump().items() if getattr(cfg, k) != v}
-        raise UserError(f"{path} is a checkpoint of model {theirs.name!r}, not {cfg.name!r} "
-                        f"(differs in {', '.join(f'{k}: {a} vs {b}' for k, (a, b) in diff.items())})")
+    _check_same_model(rundir.checkpoint_config(ckpt, path), cfg, str(path))
     prefix = "backbone."
     return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+
+
+def init_tokenizer(init: Path | str) -> Path:
+    """The tokenizer a backbone was trained with: the run's own, or for a shipped
+    backbone the cached default one, checked against the backbone's record."""
+    return backbones.tokenizer_path(str(init)) if backbones.is_name(init) else init / rundir.TOKENIZER_JSON
+
+
+def _check_same_model(theirs: ModelConfig, cfg: ModelConfig, what: str) -> None:
+    if theirs != cfg:
+        diff = {k: (v, getattr(cfg, k)) for k, v in theirs.model_dump().items() if getattr(cfg, k) != v}
+        raise UserError(f"{what} is a checkpoint of model {theirs.name!r}, not {cfg.name!r} "
+                        f"(differs in {', '.join(f'{k}: {a} vs {b}' for k, (a, b) in diff.items())})")
 
 
 @torch.no_grad()

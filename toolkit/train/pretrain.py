@@ -28,8 +28,7 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
 
     tok = load_tokenizer(tokenizer_path)
     seq_len = min(plan.seq_len, cfg.max_len)
-    err.print(f"tokenizing the pretraining corpus ({'all' if plan.corpus_chars is None else f'{plan.corpus_chars:,} chars'}) ...")
-    docs = [e.ids for e in tok.encode_batch(pretraining_texts(plan.corpus_chars), add_special_tokens=False)]
+    docs = corpus_ids(tok, tokenizer_path, plan.corpus_chars)
     windows = chunk_documents(docs, seq_len)
     err.print(f"{len(windows):,} windows of up to {seq_len} tokens from {len(docs):,} documents")
 
@@ -77,6 +76,33 @@ def pretrain(cfg: ModelConfig, plan: PretrainPlan, tokenizer_path: Path, out: Pa
     return summary
 
 
+def corpus_ids(tok, tokenizer_path: Path, corpus_chars: int | None) -> list[list[int]]:
+    """The pretraining corpus as token ids, one list per document, cached in
+    the user cache by the sha256 of the tokenizer file and of the text itself
+    (several pretrainings share one tokenizer; the cache never goes stale)."""
+    import hashlib
+
+    from ..tokenizer import cache_dir, sha256_file
+
+    texts = pretraining_texts(corpus_chars)
+    text_sha = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    path = cache_dir() / "tokenized" / f"corpus-{sha256_file(tokenizer_path)[:16]}-{text_sha[:16]}.pt"
+    if path.exists():
+        cached = rundir.read_torch(path)
+        flat, starts = cached["state_dict"]["ids"].tolist(), 0
+        docs = []
+        for n in cached["config"]["lengths"]:
+            docs.append(flat[starts : starts + n])
+            starts += n
+        return docs
+    err.print(f"tokenizing the pretraining corpus ({'all' if corpus_chars is None else f'{corpus_chars:,} chars'}) ...")
+    docs = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+    flat = torch.tensor([t for d in docs for t in d], dtype=torch.int32)
+    # read_torch's layout (config + state_dict), so a damaged file is a clear error
+    rundir.write_torch(path, {"config": {"lengths": [len(d) for d in docs]}, "state_dict": {"ids": flat}})
+    return docs
+
+
 # Masked-token accuracy is measured on this many windows, masked afresh with a
 # stream no training step uses (the windows themselves were trained on).
 EVAL_WINDOWS = 256
@@ -115,6 +141,6 @@ def evaluate_run(run_dir: Path) -> dict:
     cfg = rundir.checkpoint_config(ckpt, run_dir / rundir.CHECKPOINT)
     model = MaskedLM(cfg)
     model.load_state_dict(ckpt["state_dict"])
-    tok = load_tokenizer(run_dir / rundir.TOKENIZER_JSON)
-    docs = [e.ids for e in tok.encode_batch(pretraining_texts(plan.corpus_chars), add_special_tokens=False)]
+    tok_path = run_dir / rundir.TOKENIZER_JSON
+    docs = corpus_ids(load_tokenizer(tok_path), tok_path, plan.corpus_chars)
     return masked_token_eval(model, chunk_documents(docs, min(plan.seq_len, cfg.max_len)), plan)
