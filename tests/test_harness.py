@@ -508,9 +508,11 @@ def test_the_link_cost_fit_ignores_a_slow_round_trip():
 
     class Board:
         stalled = False
+        last_wire_bytes = (0, 0)
 
         def ping(self, payload):
-            wire = 2 * (len(payload) + 20)
+            self.last_wire_bytes = (len(payload) + 20, len(payload) + 20)  # request, reply
+            wire = sum(self.last_wire_bytes)
             time.sleep(0.002 + 2e-6 * wire)  # 2 ms + 2 us per wire byte
             if len(payload) == 1536 and not self.stalled:
                 self.stalled = True

@@ -169,7 +169,8 @@ def test_eval_and_deploy_through_the_raw_repl(art, firmware, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "ev" / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(row["status"] == "ok" and row["bit_exact"] for row in rows)
     assert summary["accuracy_device"] == summary["accuracy_host_int8"] and summary["bit_exact_fraction"] == 1.0
-    assert summary["throughput"]["link_cost"]["samples"] == 9  # the raw REPL's echo, measured like PING
+    # the raw REPL's echo, measured like PING: the fastest round trip of each of 3 sizes
+    assert summary["throughput"]["link_cost"]["samples"] == 3
     assert (tmp_path / "ev" / "report.md").is_file()
     again = json.loads(run_cli("eval", art, *args, "--out", tmp_path / "ev", "--json", check=True).stdout)
     assert again["accuracy_device"] == summary["accuracy_device"]  # resumed: nothing left to do

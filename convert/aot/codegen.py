@@ -298,7 +298,8 @@ class Emitter:
 
     def dims(self, name: str, shape: list[Dim], ctype: str = "int32_t") -> str:
         vals = ", ".join(dim_c(d) for d in shape) or "1"
-        return f"const {ctype} {name}[] = {{{vals}}};"
+        # unused where an optimized kernel takes the sizes directly; MicroPython builds with -Werror
+        return f"[[maybe_unused]] const {ctype} {name}[] = {{{vals}}};"
 
     def rs(self, name: str, shape: list[Dim]) -> str:
         return f"tflite_micro::RuntimeShape({max(1, len(shape))}, {name})"

@@ -220,8 +220,10 @@ def gives_tokens(text: str) -> bool:
 
 
 def fit_text(text: str, info: dict) -> str:
-    """``text`` as a device with this INFO takes it in one frame (``clip_text``)."""
-    return clip_text(text, info["max_len"], min(info["max_text_bytes"], info["max_payload_bytes"]))
+    """``text`` as a device with this INFO takes it in one frame (``clip_text``). MicroPython's
+    raw REPL has no frame: its INFO names no payload limit, only the tokenizer's."""
+    limit = min(info["max_text_bytes"], info.get("max_payload_bytes", info["max_text_bytes"]))
+    return clip_text(text, info["max_len"], limit)
 
 
 class Device:

@@ -36,7 +36,7 @@ import serial
 
 from embbert.console import err, progress_bar
 from embbert.device.boards import Board, load_board
-from embbert.device.protocol import (Command, Device, DeviceError, DeviceRestarted, DeviceTimeout, LinkGarbled,
+from embbert.device.protocol import (Device, DeviceError, DeviceRestarted, DeviceTimeout, LinkGarbled,
                                      Status, fit_text)
 from embbert.errors import UserError
 from embbert.harness.link import BoardUnresponsive, Link, PortLink, QemuLink
@@ -411,7 +411,6 @@ def _classify_all(link: Link, sentences: list[Sentence], done: dict[int, dict], 
         bar.update(counts.done, counts.status())
         for sentence in (s for s in sentences if s.index not in done):
             text = fit_text(sentence.text, info)  # what the board is sent, and so what the host classifies
-            payload = text.encode("utf-8")
             host = reference(text)
             row = {"index": sentence.index, "label": sentence.label, "text": sentence.text[:200],
                    "clipped": text != sentence.text,
@@ -420,7 +419,7 @@ def _classify_all(link: Link, sentences: list[Sentence], done: dict[int, dict], 
             link.device.timeout = options.timeout if slowest == 0 else min(options.timeout, max(2.0, 4 * slowest))
             t0 = time.perf_counter()
             try:
-                reply = ask(link, lambda device: device.call(Command.CLASSIFY, payload).json(), options.resets, stats)
+                reply = ask(link, lambda device: device.classify(text), options.resets, stats)  # text fits: sent as is
             except SentenceFailed as error:
                 row.update(status="failed", error=str(error), error_code=error.code, correct=False)
                 counts.failed += 1

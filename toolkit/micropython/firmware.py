@@ -77,7 +77,7 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
         raise UserError("arm-none-eabi-gcc not found on PATH; install gcc-arm-none-eabi libnewlib-arm-none-eabi "
                         "libstdc++-arm-none-eabi-newlib (./setup.sh does)")
     out = Path(out) if out is not None else build_dir(art_dir, board.name)
-    module = write_module(art_dir, out / "module", full_length)
+    module = write_module(art_dir, out / "module", full_length, board.build.aot_kernels)  # the bare firmware's kernels
     top = micropython_top()
     b, counter = board.build, board.counter
     cpu = ["-mcpu=" + b.cpu, "-mthumb"]

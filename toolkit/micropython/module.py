@@ -77,9 +77,11 @@ target_link_libraries(usermod INTERFACE usermod_{MODULE_NAME})
 """
 
 
-def write_module(art_dir, out_dir, full_length: bool = False) -> dict:
+def write_module(art_dir, out_dir, full_length: bool = False, kernels: str = "reference") -> dict:
     """Write DIR/micropython.cmake and DIR/embbert/ for the artifact; returns a report.
-    full_length: pad every input to L and run the whole graph (as host TFLite-Micro)."""
+    full_length: pad every input to L and run the whole graph (as host TFLite-Micro).
+    kernels: the aot kernel folder (board.toml build.aot_kernels); "reference", TFLite-Micro's,
+    for a module that any port builds."""
     from embbert.convert.manifest import read_manifest
     from embbert.device.build import generate_sources
 
@@ -93,7 +95,7 @@ def write_module(art_dir, out_dir, full_length: bool = False) -> dict:
         raise UserError(f"{art_dir} has a manifest.json but no model.tflite; run `embbert convert` again")
     manifest = read_manifest(art_dir)
     mod = out_dir / MODULE_NAME
-    report = generate_sources(art_dir, mod, "aot", manifest, full_length)  # replaces mod: tables, model_aot, build.json
+    report = generate_sources(art_dir, mod, "aot", manifest, full_length, kernels)  # replaces mod: tables, model_aot, build.json
     config = json.loads((mod / "build.json").read_text())
     for f in [*mod.glob("*.cc")]:
         f.rename(f.with_suffix(".cpp"))
@@ -112,5 +114,5 @@ def write_module(art_dir, out_dir, full_length: bool = False) -> dict:
     files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
     return {"module": MODULE_NAME, "dir": str(out_dir), "make": str(mod / "micropython.mk"),
             "cmake": str(out_dir / "micropython.cmake"), "model_sha256": manifest["model_file"]["sha256"],
-            "backend": "aot", "full_length": full_length, "arena_bytes": report["aot"]["arena_bytes"],
+            "backend": "aot", "kernels": kernels, "full_length": full_length, "arena_bytes": report["aot"]["arena_bytes"],
             "max_len": report["max_len"], "tokenizer_sha256": report["tokenizer_sha256"], "files": files}
