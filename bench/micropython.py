@@ -21,7 +21,6 @@ from common import write_result
 
 from embbert.data import load_task
 from embbert.device.build import build_firmware
-from embbert.device.protocol import clip_text
 from embbert.device.qemu import QemuDevice
 from embbert.harness.reference import HostReference
 from embbert.micropython.board import QemuMicroPython
@@ -43,8 +42,7 @@ def main() -> None:
     texts, gold = [e.text for e in test], [e.label for e in test]
     ref = HostReference(args.art, man)
     with QemuDevice(bare["elf"], "qemu-m4", timeout=300) as dev:
-        limit = dev.info()["max_text_bytes"]
-        texts = [t if len(t.encode()) <= limit else clip_text(t, man["sequence_length"]) for t in texts]
+        texts = [dev.fit(t) for t in texts]  # what both boards are sent, and the host classifies
         got_bare = [dev.classify(t) for t in texts]
     with QemuMicroPython(mpy["elf"], "qemu-m4", timeout=300) as board:
         got_mpy = [board.classify(t) for t in texts]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 
-from embbert.device.protocol import DeviceError, DeviceTimeout, Status, clip_text
+from embbert.device.protocol import DeviceError, DeviceTimeout, Status, fit_text
 from embbert.device.qemu import QemuDevice
 
 # Defined once per connection on the board: each returns one repr()'d tuple.
@@ -125,11 +125,8 @@ class MicroPythonDevice:
 
     def _text(self, text: str) -> str:
         """A MicroPython expression for `text`: a bytes literal decoded (only \\x escapes). A text over
-        the board's max_text_bytes is clipped as the bare firmware's Device clips it (same ids)."""
-        data = text.encode("utf-8")
-        if len(data) > self.info()["max_text_bytes"]:
-            data = clip_text(text, self.info()["max_len"]).encode("utf-8")
-        return f"{data!r}.decode()"
+        the board's max_text_bytes is clipped as the bare firmware's Device clips it (fit_text)."""
+        return f"{fit_text(text, self.info()).encode('utf-8')!r}.decode()"
 
     def _unit(self) -> str:
         return self.info()["counter"]
