@@ -6,3 +6,8 @@
 
 `pipeline.convert_run` ties the steps together; `embbert convert` calls it.
 """
+
+# The int8 graph's design: bumped whenever a change to export/quantize/optimize
+# changes the int8 model's numerics. Result files that carry an int8 figure
+# record it, so a study knows which conversions are stale.
+GRAPH_VERSION = 1
