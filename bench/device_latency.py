@@ -62,7 +62,7 @@ def measure(art: Path, board: str, kernels: str, lengths: list[int], ids: dict[i
             rows[n] = {"instructions": first["instructions"], "repeat": again["instructions"], "logits": first["logits"]}
             print(f"{board} {kernels} n={n}: {first['instructions']:,} instructions", file=sys.stderr, flush=True)
     longest = max(lengths)
-    prof = profile(art / "model.tflite", board, lengths, ids[longest], work / f"profile-{board}-{kernels}", kernels)
+    prof = profile(art, board, lengths, ids[longest], work / f"profile-{board}-{kernels}", kernels)
     for n in lengths:
         rows[n]["profile_instructions"] = prof[n]["instructions"]  # + the profile's own counter reads
         rows[n]["profile_logits_match"] = prof[n]["logits"] == rows[n]["logits"] if ids[n] == ids[longest][:n] else None

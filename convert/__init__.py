@@ -2,7 +2,8 @@
 
     run dir -> export.py (ONNX) -> quantize.py (onnx2tf + TFLiteConverter)
             -> check_ops.py -> optimize.py (exact rewrites, op order, offline arena plan)
-            -> check_ops.py -> parity.py, arena.py -> carray.py, manifest.py -> artifact dir
+            -> check_ops.py -> parity.py, arena.py -> aot/artifact.py (the aot backend's C++ and plan,
+               per kernel set), carray.py, manifest.py -> artifact dir (everything `embbert build` compiles)
 
 `pipeline.convert_run` ties the steps together; `embbert convert` calls it.
 """

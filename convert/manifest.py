@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embbert.errors import UserError
 
-MANIFEST_VERSION = 1
+# 2: the aot backend's generated sources in the artifact (aot/<kernels>/), their sha256 and memory
+MANIFEST_VERSION = 2
 
 
 def read_manifest(art_dir: Path) -> dict:
@@ -33,7 +34,8 @@ def read_manifest(art_dir: Path) -> dict:
         raise UserError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
         version = manifest.get("manifest_version") if isinstance(manifest, dict) else None
-        raise UserError(f"{path}: manifest_version {version!r}; this toolkit reads version {MANIFEST_VERSION}")
+        raise UserError(f"{path}: manifest_version {version!r}, and this toolkit reads version {MANIFEST_VERSION} "
+                        f"only; run `embbert convert` again to rewrite {art_dir}")
     try:
         Manifest.model_validate(manifest)
     except ValidationError as error:
@@ -48,15 +50,20 @@ def verify_files(art_dir: Path, manifest: dict) -> None:
     """model.tflite and tokenizer.json are the files the manifest names (sha256),
     so what is built or evaluated is what the manifest claims; one UserError if not."""
     for entry in (manifest["model_file"], manifest["tokenizer_file"]):
-        path = Path(art_dir) / entry["path"]
-        if not path.is_file():
-            raise UserError(f"{art_dir} has a manifest.json but no {entry['path']}; run `embbert convert` again")
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != entry["sha256"]:
-            raise UserError(f"{path} is not the file manifest.json names ({len(data):,} B, sha256 {sha[:12]}... vs "
-                            f"{entry['bytes']:,} B, {entry['sha256'][:12]}...): it was changed or damaged; run "
-                            "`embbert convert` again")
+        check_file(art_dir, entry)
+
+
+def check_file(art_dir: Path, entry: dict) -> None:
+    """ART_DIR/entry["path"] is there and has the entry's sha256 (a FileHash as a dict); one UserError if not."""
+    path = Path(art_dir) / entry["path"]
+    if not path.is_file():
+        raise UserError(f"{art_dir} has a manifest.json but no {entry['path']}; run `embbert convert` again")
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != entry["sha256"]:
+        raise UserError(f"{path} is not the file manifest.json names ({len(data):,} B, sha256 {sha[:12]}... vs "
+                        f"{entry['bytes']:,} B, {entry['sha256'][:12]}...): it was changed or damaged; run "
+                        "`embbert convert` again")
 
 
 class _Strict(BaseModel):
@@ -88,6 +95,13 @@ class Arena(_Strict):
     tail_bytes: int = Field(description="persistent: per-op data, eval tensors, node structs")
 
 
+class AotSources(_Strict):
+    """One kernel set's generated sources in the artifact (convert/aot/artifact.py)."""
+    arena_bytes: int = Field(description="the aot backend's static arena: activations and scratch, planned for n = L")
+    weights_bytes: int = Field(description="its constant tensors (flash), instead of the .tflite")
+    files: list[FileHash] = Field(description="aot/<kernels>/*: what `embbert build --backend aot` compiles")
+
+
 class Parity(_Strict):
     test_sentences: int
     accuracy_float: float = Field(description="(a) PyTorch float")
@@ -117,9 +131,13 @@ class Manifest(_Strict):
         None, description="the float ONNX graph the int8 model came from (padded input, same logits as PyTorch)")
     ops: dict[str, int] = Field(description="TFLite builtin op -> count")
     op_count: int
-    flash_bytes: int = Field(description="size of model.tflite: what goes to flash")
-    arena_bytes: int = Field(description="= arena.minimal_bytes: what the firmware must reserve")
-    arena: Arena
+    flash_bytes: int = Field(description="size of model.tflite: what goes to flash (backend tflm)")
+    arena_bytes: int = Field(description="= arena.minimal_bytes: what the tflm firmware must reserve")
+    arena: Arena = Field(description="TFLite-Micro's arena (backend tflm)")
+    aot: dict[str, AotSources] = Field(
+        description="aot kernel set (board.toml build.aot_kernels) -> the aot backend's generated sources and "
+        "memory; empty where its code generator does not take the graph (aot_unsupported says why)")
+    aot_unsupported: str | None = Field(None, description="why the artifact has no aot sources")
     calibration_sentences: int
     parity: Parity
     toolchain: dict[str, str] = Field(description="versions of torch, onnx, onnx2tf, tensorflow, ...")

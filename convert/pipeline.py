@@ -1,4 +1,4 @@
-"""embbert convert: run dir -> ONNX -> int8 TFLite -> checks -> artifact dir.
+"""embbert convert: run dir -> ONNX -> int8 TFLite -> checks -> aot sources -> artifact dir.
 
     embbert convert runs/sms --out artifacts/sms
 
@@ -23,7 +23,9 @@ from embbert.tokenizer import PAD_ID, encode, load_tokenizer
 from embbert.writable import check_writable
 
 from . import arena, carray, check_ops, export, optimize, parity, quantize, source
-from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec
+from .aot.artifact import generate_sources as aot_sources
+from .aot.graph import AotUnsupported
+from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec, read_manifest
 
 DEFAULT_CALIBRATION = 500
 CHECK_SENTENCES = 16  # calibration sentences on which each step is checked: float graph vs PyTorch, rewritten vs converted int8
@@ -110,6 +112,12 @@ def _convert_run(run_dir: Path, out: Path, calibration: int, force: bool, test_l
 
     _step("arena: binary search on TFLite-Micro's AllocateTensors")
     mem = arena.measure(model)
+    _step("aot backend: C++ and arena plan per kernel set (convert/aot)")
+    try:
+        aot_files, aot, aot_unsupported = *aot_sources(model, src.labels), None
+    except AotUnsupported as e:
+        aot_files, aot, aot_unsupported = {}, {}, str(e)
+        _step(f"aot backend: not generated ({e}); the artifact serves the tflm backend")
 
     test = data.test[:test_limit] if test_limit else data.test
     _step(f"parity on {len(test)} test sentences: float PyTorch, LiteRT int8, TFLite-Micro int8")
@@ -129,10 +137,10 @@ def _convert_run(run_dir: Path, out: Path, calibration: int, force: bool, test_l
         float_model_file=FileHash(path=FLOAT_MODEL, sha256=_sha(float_onnx), bytes=len(float_onnx)),
         ops=info.op_counts(), op_count=len(info.ops), flash_bytes=len(model), arena_bytes=mem["minimal"],
         arena=Arena(minimal_bytes=mem["minimal"], used_bytes=mem["used"], head_bytes=mem["head"],
-                    tail_bytes=mem["tail"]),
+                    tail_bytes=mem["tail"]), aot=aot, aot_unsupported=aot_unsupported,
         calibration_sentences=len(cal), parity=Parity(**figures), toolchain=_versions(), graph_rewrites=rewrites,
     )
-    _write_artifacts(out, force, model, float_onnx, manifest, src, mem, tokenizer_json)
+    _write_artifacts(out, force, model, float_onnx, manifest, src, mem, tokenizer_json, aot_files)
     seconds = round(time.monotonic() - started, 1)
     return {"out": str(out), "wall_time_s": seconds, **manifest.model_dump()}
 
@@ -157,7 +165,7 @@ def artifact_parity(run_dir: Path, art_dir: Path, split: str, limit: int | None 
     parts = {"train": data.train, "val": data.val, "test": data.test}
     if split not in parts:
         raise UserError(f"unknown split {split!r}; known: {', '.join(parts)}")
-    manifest = Manifest.model_validate_json((Path(art_dir) / "manifest.json").read_text())
+    manifest = Manifest.model_validate(read_manifest(art_dir))
     model = (Path(art_dir) / manifest.model_file.path).read_bytes()
     if _sha(model) != manifest.model_file.sha256:
         raise UserError(f"{art_dir}: {manifest.model_file.path} does not match its manifest's sha256")
@@ -181,7 +189,7 @@ def _sha(data: bytes) -> str:
 
 
 def _write_artifacts(out: Path, force: bool, model: bytes, float_onnx: bytes, manifest: Manifest, src,
-                     mem: dict, tokenizer_json: bytes) -> None:
+                     mem: dict, tokenizer_json: bytes, aot_files: dict[str, bytes]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -190,6 +198,9 @@ def _write_artifacts(out: Path, force: bool, model: bytes, float_onnx: bytes, ma
         (tmp / "tokenizer.json").write_bytes(tokenizer_json)
         (tmp / "model_data.h").write_text(carray.header(src.config.name))
         (tmp / "model_data.cc").write_text(carray.source(model, src.config.name, manifest.model_file.sha256))
+        for path, data in aot_files.items():  # aot/<kernels>/...
+            (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / path).write_bytes(data)
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
         (tmp / "parity.json").write_text(json.dumps(
             {**manifest.parity.model_dump(), "arena": mem}, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -210,6 +221,8 @@ def report(summary: dict) -> str:
         f"{summary['model']} on {summary['task']}: model.tflite {summary['flash_bytes']:,} B, "
         f"arena {a['minimal_bytes']:,} B minimal ({a['used_bytes']:,} B used), "
         f"total {(summary['flash_bytes'] + a['minimal_bytes']) / 1e3:.0f} kB",
+        "aot: " + (", ".join(f"{k} kernels arena {v['arena_bytes']:,} B, weights {v['weights_bytes']:,} B"
+                             for k, v in summary["aot"].items()) or f"none ({summary['aot_unsupported']})"),
         f"ops ({summary['op_count']}): " + ", ".join(f"{k} {v}" for k, v in summary["ops"].items()),
         f"parity on {p['test_sentences']} test sentences:",
         f"  (a) float PyTorch      accuracy {p['accuracy_float']:.4f}",

@@ -58,7 +58,7 @@ def art(tmp_path_factory):
 
 
 def _host(art, tmp_path_factory):
-    return HostModel(build_host(art / "model.tflite", tmp_path_factory.mktemp("aot-build")))
+    return HostModel(build_host(art, tmp_path_factory.mktemp("aot-build")))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_optimized_kernels_plain_c_path_is_bit_identical_on_the_host(family_art,
     """kernels/optimized without the DSP extension (the host's g++): its plain-C loops."""
     seqs, L = _sentences(family_art, 30)
     ref = artifact_micro_logits(family_art, seqs)
-    exe = build_host(family_art / "model.tflite", tmp_path_factory.mktemp("aot-optimized"), kernels="optimized")
+    exe = build_host(family_art, tmp_path_factory.mktemp("aot-optimized"), kernels="optimized")
     with HostModel(exe) as hm:
         assert [hm.infer(list(padded(s, L)[0])) for s in seqs] == ref
 
@@ -162,7 +162,7 @@ def _host_lengths(art, seqs):
     import tempfile
     from pathlib import Path
 
-    with tempfile.TemporaryDirectory() as tmp, HostModel(build_host(art / "model.tflite", Path(tmp))) as hm:
+    with tempfile.TemporaryDirectory() as tmp, HostModel(build_host(art, Path(tmp))) as hm:
         return [hm.infer(s) for s in seqs]
 
 
@@ -218,7 +218,7 @@ def test_per_op_profile_on_qemu_reference_and_optimized_kernels(art, tmp_path):
 
     seqs, L = _sentences(art, 3)
     ids = seqs[-1]  # the full-length sentence: its first n are real ids for every n
-    runs = {k: profile(art / "model.tflite", "qemu-m4", [8, L], ids, tmp_path / k, k)
+    runs = {k: profile(art, "qemu-m4", [8, L], ids, tmp_path / k, k)
             for k in ("reference", "optimized")}
     g = read_graph((art / "model.tflite").read_bytes())
     kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace

@@ -8,6 +8,7 @@ import random
 import re
 import struct
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -286,6 +287,9 @@ def _refused(proc, *words):
     ("empty", ["model.tflite is not the file manifest.json names", "(0 B"]),
     ("tokenizer", ["tokenizer.json is not the file manifest.json names"]),
     ("manifest-keys", ["manifest.json is not a complete manifest", "labels: field required", "run `embbert convert`"]),
+    ("aot-source", ["aot/optimized/model_aot.cc is not the file manifest.json names", "changed or damaged"]),
+    ("aot-missing", ["has a manifest.json but no aot/optimized/aot_model_info.h", "run `embbert convert` again"]),
+    ("old-manifest", ["manifest_version 1, and this toolkit reads version", "run `embbert convert` again"]),
 ])
 def test_build_refuses_an_artifact_its_manifest_does_not_describe(tmp_path_factory, tmp_path, damage, words):
     """Issue 13, items 4 and 9: a bit-flipped model built (and its INFO claimed the manifest's
@@ -305,12 +309,51 @@ def test_build_refuses_an_artifact_its_manifest_does_not_describe(tmp_path_facto
         (art / "model.tflite").write_bytes(model[: len(model) // 3] if damage == "truncated" else b"")
     elif damage == "tokenizer":
         (art / "tokenizer.json").write_text((art / "tokenizer.json").read_text().replace("[UNK]", "[UNX]"))
+    elif damage == "aot-source":  # qemu-m4's kernels (board.toml build.aot_kernels)
+        source = art / "aot" / "optimized" / "model_aot.cc"
+        source.write_text(source.read_text().replace("kNumLogits", "kNumLogits ", 1))
+    elif damage == "aot-missing":
+        (art / "aot" / "optimized" / "aot_model_info.h").unlink()
+    elif damage == "old-manifest":
+        manifest = json.loads((art / "manifest.json").read_text())
+        (art / "manifest.json").write_text(json.dumps({**manifest, "manifest_version": 1}))
     else:
         manifest = json.loads((art / "manifest.json").read_text())
         del manifest["labels"]
         (art / "manifest.json").write_text(json.dumps(manifest))
     _refused(run_cli("build", art, "--board", "qemu-m4"), *words)
     assert not (art / "build").exists()
+
+
+def test_build_copies_the_artifacts_aot_sources_and_never_runs_the_generator(tmp_path_factory, tmp_path):
+    """`embbert build` (and `embbert micropython`, the same step) compiles what `embbert convert`
+    generated: the generated folder holds the artifact's files byte for byte, and the code
+    generator (convert/aot/codegen.py) and the .tflite reader are never imported."""
+    from test_aot import SMOKE, _convert
+
+    art = _convert(tmp_path_factory, SMOKE)
+    script = f"""
+import json, sys
+from pathlib import Path
+from embbert.convert.manifest import read_manifest
+from embbert.device.build import generate_sources
+from embbert.micropython.module import write_module
+art = Path({str(art)!r})
+for kernels in ("reference", "optimized"):
+    generate_sources(art, Path({str(tmp_path)!r}) / kernels, "aot", read_manifest(art), kernels=kernels)
+write_module(art, Path({str(tmp_path)!r}) / "usermod")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("embbert.convert"))))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    imported = json.loads(proc.stdout)
+    assert "embbert.convert.aot.artifact" in imported
+    assert not {"embbert.convert.aot.codegen", "embbert.convert.aot.graph"} & set(imported), imported
+    for kernels in ("reference", "optimized"):
+        for name in ("model_aot.h", "model_aot.cc", "aot_model_info.h"):
+            assert (tmp_path / kernels / name).read_bytes() == (art / "aot" / kernels / name).read_bytes()
+    assert ((tmp_path / "usermod" / "embbert" / "model_aot.cpp").read_bytes()
+            == (art / "aot" / "reference" / "model_aot.cc").read_bytes())
 
 
 def test_build_refuses_an_unwritable_out(art_dir, tmp_path):
@@ -389,7 +432,7 @@ def test_model_fits_checks_each_backends_own_memory(tmp_path_factory):
 
     art = _convert(tmp_path_factory, SMOKE)
     manifest = json.loads((art / "manifest.json").read_text())
-    aot = build._aot_manifest(art, manifest)
+    aot = build._aot_manifest(manifest)
     assert aot["arena_bytes"] < build.tflm_arena_bytes(manifest)  # the aot plan needs less than TFLite-Micro
     board = load_board("nucleo-l4r5zi")
     overhead = board.build.stack_bytes + build.CORE_RAM_BYTES
@@ -397,16 +440,16 @@ def test_model_fits_checks_each_backends_own_memory(tmp_path_factory):
     def small(ram):
         return board.model_copy(update={"memory": board.memory.model_copy(update={"ram_bytes": ram})})
 
-    build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead), "aot")
+    build._check_fits(manifest, small(aot["arena_bytes"] + overhead), "aot")
     with pytest.raises(UserError, match="with backend aot: arena"):
-        build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead - 1), "aot")
+        build._check_fits(manifest, small(aot["arena_bytes"] + overhead - 1), "aot")
     with pytest.raises(UserError, match="with backend tflm: arena .* the aot backend fits"):
-        build._check_fits(art, manifest, small(aot["arena_bytes"] + overhead), "tflm")
-    build._check_fits(art, manifest, small(build.tflm_arena_bytes(manifest) + overhead), "tflm")
+        build._check_fits(manifest, small(aot["arena_bytes"] + overhead), "tflm")
+    build._check_fits(manifest, small(build.tflm_arena_bytes(manifest) + overhead), "tflm")
     tiny_flash = board.model_copy(update={"memory": board.memory.model_copy(update={"flash_bytes": aot["flash_bytes"]})})
-    build._check_fits(art, manifest, tiny_flash, "aot")  # the weights fit; the .tflite (larger) is not asked
+    build._check_fits(manifest, tiny_flash, "aot")  # the weights fit; the .tflite (larger) is not asked
     with pytest.raises(UserError, match="with backend tflm: .* > flash"):
-        build._check_fits(art, manifest, tiny_flash, "tflm")
+        build._check_fits(manifest, tiny_flash, "tflm")
 
 
 # The board's own port (start-up, SysTick counter, UART) around a loop of a known

@@ -75,6 +75,27 @@ def test_deploy_reuses_the_conversion_of_the_same_checkpoint(deployed):
     assert os.stat(os.path.join(deployed["artifact"], "model.tflite")).st_mtime_ns == before
 
 
+def test_deploy_converts_again_an_artifact_of_an_older_manifest_version(tmp_path, monkeypatch):
+    """The same checkpoint's conversion is reused only while its manifest is of this toolkit's
+    version (an older one lacks what `embbert build` compiles: the aot sources)."""
+    import hashlib
+
+    from embbert.convert import pipeline
+    from embbert.convert.manifest import MANIFEST_VERSION
+    from embbert.harness.deploy import STAMP, artifact_for
+
+    run, art = tmp_path / "run", tmp_path / "run" / "artifact"
+    art.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"weights")
+    (art / STAMP).write_text(json.dumps({"checkpoint_sha256": hashlib.sha256(b"weights").hexdigest()}))
+    converted = []
+    monkeypatch.setattr(pipeline, "convert_run", lambda source, out, **kw: converted.append(out))
+    for version, again in ((MANIFEST_VERSION - 1, True), (MANIFEST_VERSION, False)):
+        (art / "manifest.json").write_text(json.dumps({"manifest_version": version}))
+        converted.clear()
+        assert artifact_for(run, None, 500) == art and converted == ([art] if again else []), version
+
+
 def test_eval_matches_the_host_bit_for_bit(clean_eval):
     out, s = clean_eval
     assert s["sentences"] == s["ok"] == LIMIT and s["failed"] == 0

@@ -71,7 +71,7 @@ needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None,
 def _artifact(root, ops, labels=("ham", "spam"), L=64, pad_id=0, arena=297_320, with_model=True):
     """A stand-in artifact: tokenizer, a complete manifest, model.tflite and model_data.cc
     (bytes that are not a model, never parsed on these paths)."""
-    from embbert.convert.manifest import Manifest, Parity
+    from embbert.convert.manifest import MANIFEST_VERSION, Manifest, Parity
 
     root.mkdir(parents=True, exist_ok=True)
     data = bytes(range(64))
@@ -82,7 +82,8 @@ def _artifact(root, ops, labels=("ham", "spam"), L=64, pad_id=0, arena=297_320, 
     (root / "model_data.cc").write_text(carray.source(data, "test", sha))
     tokenizer = default_tokenizer()[1].read_bytes()
     (root / "tokenizer.json").write_bytes(tokenizer)
-    manifest = {"manifest_version": 1, "model": "test", "config": {}, "task": "test", "labels": list(labels),
+    manifest = {"manifest_version": MANIFEST_VERSION, "model": "test", "config": {}, "task": "test",
+                "labels": list(labels),
                 "sequence_length": L, "pad_id": pad_id, "input": {"name": "ids", "dtype": "int32", "shape": [1, L]},
                 "output": {"name": "logits", "dtype": "int8", "shape": [1, len(labels)],
                            "quantization": {"scale": 0.1, "zero_point": 0}},
@@ -91,7 +92,8 @@ def _artifact(root, ops, labels=("ham", "spam"), L=64, pad_id=0, arena=297_320, 
                                    "bytes": len(tokenizer)},
                 "ops": {op: 1 for op in ops}, "op_count": len(ops), "flash_bytes": len(data), "arena_bytes": arena,
                 "arena": {"minimal_bytes": arena, "used_bytes": arena, "head_bytes": 0, "tail_bytes": 0},
-                "calibration_sentences": 10, "parity": dict.fromkeys(Parity.model_fields, 0), "toolchain": {}}
+                "calibration_sentences": 10, "parity": dict.fromkeys(Parity.model_fields, 0), "toolchain": {},
+                "aot": {}}
     Manifest.model_validate(manifest)  # complete, as `embbert convert` writes it
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root, manifest
@@ -576,20 +578,23 @@ def _small(board_name, ram_bytes):
     return board.model_copy(update={"memory": board.memory.model_copy(update={"ram_bytes": ram_bytes})})
 
 
-def test_model_fits_checks_the_chosen_backends_own_figures(tmp_path, monkeypatch):
-    """aot: only its plan's arena and weights; tflm: the manifest's TFLite-Micro arena and the .tflite."""
-    art, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, arena=297_320, with_model=False)
-    monkeypatch.setattr(build, "_aot_manifest",
-                        lambda art_dir, m, *kernels: {**m, "arena_bytes": 196_864, "flash_bytes": 430_000})
+def test_model_fits_checks_the_chosen_backends_own_figures(tmp_path):
+    """aot: only its plan's arena and weights (the manifest's aot entry); tflm: the manifest's
+    TFLite-Micro arena and the .tflite."""
+    _, manifest = _artifact(tmp_path / "art", EMBBERT_OPS, arena=297_320, with_model=False)
     overhead = 16_384 + build.CORE_RAM_BYTES
     board = _small("nucleo-l4r5zi", 196_864 + overhead + 1000)  # the aot arena fits, TFLite-Micro's does not
-    build._check_fits(art, manifest, board, "aot")
     with pytest.raises(UserError, match="with backend tflm: arena 299,488 B") as e:
-        build._check_fits(art, manifest, board, "tflm")
-    assert "RAM" in str(e.value) and "aot backend fits (--backend aot)" not in str(e.value)  # no model.tflite
-    (art / "model.tflite").write_bytes(b"not read: _aot_manifest is patched")
+        build._check_fits(manifest, board, "tflm")
+    assert "RAM" in str(e.value) and "aot backend fits (--backend aot)" not in str(e.value)  # no aot sources
+    with pytest.raises(UserError, match="no aot sources for the reference kernels; run `embbert convert` again"):
+        build._check_fits(manifest, board, "aot")
+    with pytest.raises(UserError, match="the aot code generator does not take this model \\(op X\\); build the tflm"):
+        build._check_fits({**manifest, "aot_unsupported": "op X"}, board, "aot")
+    manifest["aot"] = {"reference": {"arena_bytes": 196_864, "weights_bytes": 430_000, "files": []}}
+    build._check_fits(manifest, board, "aot")
     with pytest.raises(UserError, match="the aot backend fits"):
-        build._check_fits(art, manifest, board, "tflm")
-    build._check_fits(art, manifest, _small("nucleo-l4r5zi", 299_488 + overhead), "tflm")  # exactly fits
+        build._check_fits(manifest, board, "tflm")
+    build._check_fits(manifest, _small("nucleo-l4r5zi", 299_488 + overhead), "tflm")  # exactly fits
     with pytest.raises(UserError, match="with backend aot"):
-        build._check_fits(art, manifest, _small("nucleo-l4r5zi", 196_864 + overhead - 1), "aot")
+        build._check_fits(manifest, _small("nucleo-l4r5zi", 196_864 + overhead - 1), "aot")

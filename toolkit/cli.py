@@ -228,7 +228,8 @@ def convert(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out."),
     as_json: bool = JsonOpt,
 ):
-    """Convert to full-int8 TFLite, proven on the TFLite-Micro interpreter; writes model.tflite + manifest.json."""
+    """Convert to full-int8 TFLite, proven on the TFLite-Micro interpreter; writes model.tflite, the aot
+    backend's C++ (aot/<kernels>/) and manifest.json: everything `embbert build` compiles."""
     require("convert", "convert")
     from .convert.pipeline import convert_run, report
 
@@ -244,7 +245,8 @@ def convert(
 @app.command()
 def build(
     art_dir: Path = typer.Argument(..., resolve_path=True,
-        help="An artifact directory: tokenizer.json (+ manifest.json and the model)."),
+        help="An artifact directory: tokenizer.json (+ manifest.json, the model and its aot sources, "
+        "from `embbert convert`)."),
     board: str = typer.Option(..., "--board", help="A board under boards/: qemu-m4, qemu-m7, qemu-stm32f405, nucleo-l4r5zi, ..."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP),
     out_dir: Optional[Path] = typer.Option(None, "--out", resolve_path=True,
@@ -256,13 +258,13 @@ def build(
 ):
     """Build the firmware for one board; reports flash and RAM used, from the linker map."""
     if _runtime(runtime) == "micropython":
-        require("build", "device", "convert")
+        require("build", "device")
         from .micropython.firmware import build_micropython
 
         report = build_micropython(art_dir, board, out=out_dir, full_length=full_length, backend=backend)
         _emit(as_json, report)
         return
-    require("build", "device", *(("convert",) if (art_dir / "manifest.json").is_file() else ()))  # aot reads the model
+    require("build", "device")  # compiles what `embbert convert` wrote: no converter needed
     from .device.build import build_firmware
 
     err.print(f"building the firmware for {board} ...", highlight=False)
@@ -273,7 +275,7 @@ def build(
 @app.command()
 def micropython(
     art_dir: Path = typer.Argument(..., resolve_path=True, help="An artifact directory (embbert convert --out): "
-                                   "manifest.json, model.tflite, tokenizer.json."),
+                                   "manifest.json, tokenizer.json, the aot sources."),
     out_dir: Path = typer.Option(..., "--out", resolve_path=True, help="Folder to write: DIR/embbert/ (micropython.mk, "
                                  "micropython.cmake, sources) and DIR/micropython.cmake."),
     as_json: bool = JsonOpt,

@@ -1,24 +1,25 @@
 """Per-op instruction profile of the aot model on an emulated board.
 
-The generated model_aot.cc, with EMBBERT_AOT_TRACE reading the board's
-counter after every op (firmware/test/aot_profile_main.cc), is built as a
-bare-metal program (embbert.device.baremetal) and run once per length n on the
-first n of `ids`. Used by bench/device_latency.py; the figures are per op index
-of the graph, with the op's kind and multiply-accumulates.
+The artifact's model_aot.cc (ART_DIR/aot/<kernels>/, checked against
+manifest.json), with EMBBERT_AOT_TRACE reading the board's counter after
+every op (firmware/test/aot_profile_main.cc), is built as a bare-metal
+program (embbert.device.baremetal) and run once per length n on the first n
+of `ids`. Used by bench/device_latency.py; the figures are per op index of
+the graph, with the op's kind and multiply-accumulates.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from embbert.device.baremetal import TEST_DIR, build_program, run_program
 from embbert.device.boards import load_board
 
+from ..manifest import check_file, read_manifest
 from . import headers
-from .codegen import generate, op_macs
+from .artifact import AOT_SRC, checked_folder, kernel_dirs
+from .codegen import op_macs
 from .graph import read_graph
-from .host import AOT_SRC, kernel_dirs
 
 # TFLite-Micro's release configuration, as on the firmware (embbert.device.build)
 RELEASE_DEFINES = {"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_MCU_DEBUG_LOG": 1}
@@ -32,21 +33,20 @@ def _input_header(lengths: list[int], ids: list[int], max_len: int) -> str:
             f"const int32_t kIds[{max_len}] = {{{', '.join(map(str, padded))}}};\n")
 
 
-def profile(model_path: Path, board: str, lengths: list[int], ids: list[int], work: Path,
+def profile(art_dir: Path, board: str, lengths: list[int], ids: list[int], work: Path,
             kernels: str | None = None) -> dict:
     """{n: {"instructions": total, "logits": [...], "ops": [{"op", "kind", "instructions", "macs"}]}}"""
-    data = model_path.read_bytes()
-    g = read_graph(data)
+    manifest = read_manifest(art_dir)
     kernels = kernels or load_board(board).build.aot_kernels
-    header, source, _ = generate(g, hashlib.sha256(data).hexdigest(), kernels=kernels)
+    src = checked_folder(art_dir, manifest, kernels)
+    check_file(art_dir, manifest["model_file"])
+    g = read_graph((Path(art_dir) / manifest["model_file"]["path"]).read_bytes())  # op kinds and MACs by op index
     work.mkdir(parents=True, exist_ok=True)
-    (work / "model_aot.h").write_text(header)
-    (work / "model_aot.cc").write_text(source)
     (work / "aot_profile_input.h").write_text(_input_header(lengths, ids, g.L))
-    elf = build_program(board, [work / "model_aot.cc", AOT_SRC / "aot_common.cc", TEST_DIR / "aot_profile_main.cc"],
+    elf = build_program(board, [src / "model_aot.cc", AOT_SRC / "aot_common.cc", TEST_DIR / "aot_profile_main.cc"],
                         work / "aot_profile.elf", include_dirs=headers.include_dirs(), defines=RELEASE_DEFINES,
-                        extra_flags=["-include", str(TEST_DIR / "aot_profile_hook.h"), f"-I{work}", f"-I{AOT_SRC}",
-                                     *[f"-I{d}" for d in kernel_dirs(kernels)]])
+                        extra_flags=["-include", str(TEST_DIR / "aot_profile_hook.h"), f"-I{src}", f"-I{work}",
+                                     f"-I{AOT_SRC}", *[f"-I{d}" for d in kernel_dirs(kernels)]])
     counter = load_board(board).counter
     text = run_program(board, elf)
     ops = {op.index: op for op in g.ops}

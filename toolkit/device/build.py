@@ -1,15 +1,17 @@
 """`embbert build ART_DIR --board BOARD`: the firmware for one board.
 
-Steps: check the artifacts and the backend; generate the tokenizer tables
-and, with a model, the backend's sources into a folder the PlatformIO project
-reads ($EMBBERT_GEN_DIR); run PlatformIO; read flash and RAM from the linker
-map; refuse what does not fit the board.
+Steps: check the artifacts and the backend; write the tokenizer tables and,
+with a model, copy the backend's sources from the artifact (checked against
+manifest.json) into a folder the PlatformIO project reads ($EMBBERT_GEN_DIR);
+run PlatformIO; read flash and RAM from the linker map; refuse what does not
+fit the board. No model code is generated here: `embbert convert` did that.
 
-Backends (firmware/README.md): `aot` (C++ generated from the int8 model over
-TFLite-Micro's reference-kernel headers; runs everywhere, the QEMU boards
-included) and `tflm` (TFLite-Micro's MicroInterpreter, whose sources only the
-real boards get, through lib_deps). The default is tflm where the board has
-TFLite-Micro (board.toml `[platformio.tflm]`), else aot; none without a model.
+Backends (firmware/README.md): `aot` (C++ that `embbert convert` generated
+from the int8 model, over TFLite-Micro's reference-kernel headers or our
+kernels; runs everywhere, the QEMU boards included) and `tflm` (TFLite-Micro's
+MicroInterpreter, whose sources only the real boards get, through lib_deps).
+The default is tflm where the board has TFLite-Micro (board.toml
+`[platformio.tflm]`), else aot; none without a model.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ def tflm_arena_bytes(manifest: dict) -> int:
 
 def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> None:
     """Before building: arena + stack + core buffers within RAM, model within flash.
-    `manifest` carries the backend's own figures: for tflm the converter's
-    (TFLite-Micro's arena, the .tflite's size), for aot its plan's (_aot_manifest).
+    `manifest` carries the backend's own figures: for tflm TFLite-Micro's arena and the
+    .tflite's size, for aot its plan's arena and weights (_aot_manifest).
     A refusal is one line: the arena, the RAM, the shortfall, the largest arena that fits."""
     arena = tflm_arena_bytes(manifest) if backend == "tflm" else int(manifest["arena_bytes"])
     ram, stack = board.memory.ram_bytes, board.build.stack_bytes
@@ -107,20 +109,19 @@ def check_model_fits(manifest: dict, board: Board, backend: str = "tflm") -> Non
         raise UserError(f"{what}: {manifest['flash_bytes']:,} B > flash {board.memory.flash_bytes:,} B")
 
 
-def _check_fits(art_dir: Path, manifest: dict, board: Board, backend: str, kernels: str = "reference") -> None:
+def _check_fits(manifest: dict, board: Board, backend: str, kernels: str = "reference") -> None:
     if backend == "aot":
-        check_model_fits(_aot_manifest(art_dir, manifest, kernels), board, "aot")  # the aot plan's own arena and weights
+        check_model_fits(_aot_manifest(manifest, kernels), board, "aot")  # the aot plan's own arena and weights
         return
     try:
         check_model_fits(manifest, board, "tflm")  # the converter's TFLite-Micro arena and the .tflite
     except UserError as error:
         hint = ""
-        if (art_dir / "model.tflite").is_file():
-            try:
-                check_model_fits(_aot_manifest(art_dir, manifest, kernels), board, "aot")
-                hint = "; the aot backend fits (--backend aot)"
-            except UserError:
-                pass
+        try:
+            check_model_fits(_aot_manifest(manifest, kernels), board, "aot")
+            hint = "; the aot backend fits (--backend aot)"
+        except UserError:  # too big too, or no aot sources
+            pass
         raise UserError(f"{error}{hint}") from None
 
 
@@ -132,9 +133,14 @@ TFLM_RELEASE_DEFINES = {"NDEBUG": 1, "TF_LITE_STRIP_ERROR_STRINGS": 1, "TF_LITE_
 
 def generate_sources(art_dir: Path, gen: Path, backend: str, manifest: dict | None, full_length: bool = False,
               kernels: str = "reference") -> dict:
+    """The generated folder: the tokenizer tables, the backend's sources from the artifact, build.json."""
+    from embbert.convert.aot import artifact
+
     tokenizer = art_dir / "tokenizer.json"
     if not tokenizer.is_file():
         raise UserError(f"{art_dir} has no tokenizer.json (the converter writes it beside the model)")
+    if backend == "aot":
+        artifact.checked_folder(art_dir, manifest, kernels)  # before anything is written
     if gen.exists():
         shutil.rmtree(gen)
     tables = write_tables(tokenizer, gen)
@@ -142,9 +148,7 @@ def generate_sources(art_dir: Path, gen: Path, backend: str, manifest: dict | No
     config = {"backend": backend, "defines": {"EMBBERT_MAX_LEN": max_len}}
     extra = {}
     if backend == "aot":
-        from embbert.convert.aot.firmware import write_backend_sources
-
-        aot = write_backend_sources(art_dir, manifest, gen, full_length=full_length, kernels=kernels)
+        aot = artifact.copy_sources(art_dir, manifest, gen, full_length=full_length, kernels=kernels)
         config["include_dirs"] = aot.pop("include_dirs")
         config["defines"]["EMBBERT_AOT_FULL_LENGTH"] = int(full_length)
         # The host test build keeps the DCHECKs on; neither changes the arithmetic.
@@ -266,14 +270,12 @@ def write_tflm_sources(art_dir: Path, manifest: dict, gen: Path) -> dict:
     return {"arena_bytes": arena, "ops": ops, "model_flash_bytes": int(manifest["flash_bytes"])}
 
 
-def _aot_manifest(art_dir: Path, manifest: dict, kernels: str = "reference") -> dict:
-    """The aot backend's own memory: its planned arena, its weights (not the .tflite)."""
-    from embbert.convert.aot.firmware import footprint
+def _aot_manifest(manifest: dict, kernels: str = "reference") -> dict:
+    """The aot backend's own memory, from the manifest: its planned arena, its weights (not the .tflite)."""
+    from embbert.convert.aot.artifact import entry
 
-    model = art_dir / "model.tflite"
-    if not model.is_file():
-        raise UserError(f"{art_dir} has a manifest.json but no model.tflite; run `embbert convert` again")
-    return {**manifest, **footprint(model, kernels)}
+    aot = entry(manifest, kernels)
+    return {**manifest, "arena_bytes": aot["arena_bytes"], "flash_bytes": aot["weights_bytes"]}
 
 
 REGISTRY = ("api.registry.platformio.org", 443)
@@ -349,7 +351,7 @@ def build_firmware(art_dir, board_name: str, backend: str | None = None, out=Non
     backend = choose_backend(backend, manifest, board)
     kernels = aot_kernels or board.build.aot_kernels
     if manifest is not None:
-        _check_fits(art_dir, manifest, board, backend, kernels)  # the chosen backend's own arena and flash
+        _check_fits(manifest, board, backend, kernels)  # the chosen backend's own arena and flash
         if backend == "tflm":
             check_tflm_artifacts(art_dir, manifest)
     _check_platform(board)

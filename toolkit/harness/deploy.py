@@ -20,7 +20,7 @@ from embbert.errors import UserError
 from embbert.harness import emulator
 from embbert.harness.evaluate import check_board
 from embbert.harness.link import open_port
-from embbert.convert.manifest import read_manifest
+from embbert.convert.manifest import MANIFEST_VERSION, read_manifest
 from embbert.harness.reference import HostReference
 
 STAMP = "source.json"  # which checkpoint an artifact came from
@@ -59,7 +59,8 @@ def artifact_for(source: Path, art_dir: Path | None, calibration: int) -> Path:
     art_dir = Path(art_dir) if art_dir else source / "artifact"
     stamp = art_dir / STAMP
     if stamp.is_file() and (art_dir / "manifest.json").is_file():
-        if json.loads(stamp.read_text()).get("checkpoint_sha256") == sha:
+        current = json.loads((art_dir / "manifest.json").read_text()).get("manifest_version") == MANIFEST_VERSION
+        if json.loads(stamp.read_text()).get("checkpoint_sha256") == sha and current:  # else converted again
             _step(f"{art_dir} is already this checkpoint's conversion")
             return art_dir
     from embbert.convert.pipeline import convert_run

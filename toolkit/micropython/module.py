@@ -5,10 +5,11 @@ DIR/embbert/ holds micropython.mk (make ports: stm32, unix, ours) and
 micropython.cmake (CMake ports: esp32, rp2; DIR/micropython.cmake includes it),
 the binding (firmware/micropython/module), the portable core the bare firmware
 runs (firmware/src: tokenizer, model runner interface), the aot backend
-(firmware/src/backends/aot) and what `embbert build` generates for the aot
-backend from the artifact (the same generator, embbert.device.build): the
-tokenizer tables, model_aot.{h,cpp} with the int8 weights as `const` arrays
-(flash, read in place) and a static arena. C++ files are named .cpp, as
+(firmware/src/backends/aot) and what `embbert build` puts beside them for the
+aot backend (the same step, embbert.device.build.generate_sources): the
+tokenizer tables and, from the artifact (checked against manifest.json), the
+model_aot.{h,cpp} `embbert convert` generated, with the int8 weights as `const`
+arrays (flash, read in place) and a static arena. C++ files are named .cpp, as
 MicroPython's make rules want. The TFLite-Micro reference-kernel headers the
 aot code includes stay in the user cache (embbert.convert.aot.headers); the
 makefiles name them by absolute path (EMBBERT_AOT_INCLUDES, overridable).
@@ -82,7 +83,7 @@ def write_module(art_dir, out_dir, full_length: bool = False, kernels: str = "re
     full_length: pad every input to L and run the whole graph (as host TFLite-Micro).
     kernels: the aot kernel folder (board.toml build.aot_kernels); "reference", TFLite-Micro's,
     for a module that any port builds."""
-    from embbert.convert.manifest import read_manifest
+    from embbert.convert.manifest import read_manifest, verify_files
     from embbert.device.build import generate_sources
 
     art_dir, out_dir = Path(art_dir), Path(out_dir)
@@ -91,9 +92,8 @@ def write_module(art_dir, out_dir, full_length: bool = False, kernels: str = "re
     if not (art_dir / "manifest.json").is_file():
         raise UserError(f"{art_dir} has no manifest.json: the MicroPython module needs a converted model "
                         "(run `embbert convert` first)")
-    if not (art_dir / "model.tflite").is_file():
-        raise UserError(f"{art_dir} has a manifest.json but no model.tflite; run `embbert convert` again")
     manifest = read_manifest(art_dir)
+    verify_files(art_dir, manifest)
     mod = out_dir / MODULE_NAME
     report = generate_sources(art_dir, mod, "aot", manifest, full_length, kernels)  # replaces mod: tables, model_aot, build.json
     config = json.loads((mod / "build.json").read_text())

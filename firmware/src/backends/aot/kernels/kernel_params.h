@@ -1,6 +1,6 @@
 // Parameters of the aot kernels, shared by both implementations:
 // reference/ (TFLite-Micro's reference kernels, the oracle) and optimized/
-// (ours). The code generator (convert/aot/codegen.py) fills them at build
+// (ours). The code generator (convert/aot/codegen.py) fills them at convert
 // time; the board description picks the folder (board.toml build.aot_kernels).
 #pragma once
 #include <stdint.h>
