@@ -40,124 +40,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALIGN = 16  # TFLite-Micro's kBufferAlignment; also the alignment of constant buffers we write
+from .tflite_model import ALIGN, TfliteModel
+
 _ELEM = {"FLOAT32": 4, "INT32": 4, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT16": 2, "INT64": 8, "FLOAT16": 2}
-
-
-def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    return schema
-
-
-class _Model:
-    """The object API view of a single-subgraph model, with helpers."""
-
-    def __init__(self, data: bytes):
-        s = _schema()
-        self.s = s
-        self.m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
-        self.g = self.m.subgraphs[0]
-        self.op_names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-        self.type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
-
-    def clone(self) -> "_Model":
-        other = copy.copy(self)
-        other.m = copy.deepcopy(self.m)
-        other.g = other.m.subgraphs[0]
-        other._bytes = None
-        return other
-
-    # ops and tensors ---------------------------------------------------
-    def kind(self, op) -> str:
-        code = self.m.operatorCodes[op.opcodeIndex]
-        return self.op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
-
-    def opcode(self, name: str, version: int) -> int:
-        code_value = getattr(self.s.BuiltinOperator, name)
-        for i, c in enumerate(self.m.operatorCodes):
-            if max(c.builtinCode, c.deprecatedBuiltinCode) == code_value:
-                return i
-        c = self.s.OperatorCodeT()
-        c.builtinCode = code_value
-        c.deprecatedBuiltinCode = min(code_value, 127)
-        c.version = version
-        self.m.operatorCodes.append(c)
-        return len(self.m.operatorCodes) - 1
-
-    def tensor(self, i: int):
-        return self.g.tensors[i]
-
-    def dtype(self, i: int) -> str:
-        return self.type_names[self.g.tensors[i].type]
-
-    def shape(self, i: int) -> list[int]:
-        t = self.g.tensors[i]
-        return [int(x) for x in t.shape] if t.shape is not None else []
-
-    def const(self, i: int) -> np.ndarray | None:
-        t = self.g.tensors[i]
-        buf = self.m.buffers[t.buffer]
-        if buf.data is None or len(buf.data) == 0:
-            return None
-        dt = {"INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "FLOAT32": np.float32, "BOOL": np.bool_,
-              "UINT8": np.uint8, "INT16": np.int16}[self.dtype(i)]
-        return np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=dt).reshape(self.shape(i) or ())
-
-    def set_const(self, i: int, arr: np.ndarray) -> None:
-        self.m.buffers[self.g.tensors[i].buffer].data = np.frombuffer(np.ascontiguousarray(arr).tobytes(), np.uint8)
-
-    def add_const(self, name: str, arr: np.ndarray) -> int:
-        s = self.s
-        buf = s.BufferT()
-        buf.data = np.frombuffer(np.ascontiguousarray(arr).tobytes(), np.uint8)
-        self.m.buffers.append(buf)
-        t = s.TensorT()
-        t.name = name.encode()
-        t.shape = np.array(arr.shape, dtype=np.int32)
-        t.type = {np.dtype(np.int32): s.TensorType.INT32}[arr.dtype]
-        t.buffer = len(self.m.buffers) - 1
-        self.g.tensors.append(t)
-        return len(self.g.tensors) - 1
-
-    def producers(self) -> dict[int, object]:
-        return {t: op for op in self.g.operators for t in op.outputs}
-
-    def consumers(self) -> dict[int, list]:
-        users: dict[int, list] = {}
-        for op in self.g.operators:
-            for t in op.inputs:
-                if t >= 0:
-                    users.setdefault(int(t), []).append(op)
-        return users
-
-    def replace_uses(self, old: int, new: int) -> None:
-        for op in self.g.operators:
-            op.inputs = np.array([new if int(t) == old else int(t) for t in op.inputs], dtype=np.int32)
-        self.g.outputs = np.array([new if int(t) == old else int(t) for t in self.g.outputs], dtype=np.int32)
-
-    # serialization -----------------------------------------------------
-    def pack(self) -> bytes:
-        import flatbuffers
-
-        class _Builder(flatbuffers.Builder):
-            def CreateNumpyVector(self, x):  # constant data (uint8) 16-byte aligned, as the converter writes it
-                if x.dtype == np.uint8 and x.size:
-                    self.StartVector(1, x.size, ALIGN)
-                    self.head = self.head - x.size
-                    self.Bytes[self.head:self.head + x.size] = x.tobytes()
-                    self.vectorNumElems = x.size
-                    return self.EndVector()
-                return super().CreateNumpyVector(x)
-
-        b = _Builder(1 << 20)
-        b.Finish(self.m.Pack(b), file_identifier=b"TFL3")
-        return bytes(b.Output())
 
 
 # ---------------------------------------------------------------- rewrites
 
-def _drop_negative_index_guards(mm: _Model) -> int:
+def _drop_negative_index_guards(mm: TfliteModel) -> int:
     """GATHER(table, ADD(ids, MUL(CAST(LESS(ids, 0)), rows))) -> GATHER(table, ids) for the ids input."""
     prod = mm.producers()
     ids_inputs = {int(t) for t in mm.g.inputs}
@@ -193,7 +83,7 @@ def _drop_negative_index_guards(mm: _Model) -> int:
     return n
 
 
-def _grouped_conv_to_depthwise(mm: _Model) -> int:
+def _grouped_conv_to_depthwise(mm: TfliteModel) -> int:
     s = mm.s
     n = 0
     for op in mm.g.operators:
@@ -225,7 +115,7 @@ def _grouped_conv_to_depthwise(mm: _Model) -> int:
     return n
 
 
-def _moves_nothing(mm: _Model, chain: list, src: int) -> bool:
+def _moves_nothing(mm: TfliteModel, chain: list, src: int) -> bool:
     """True if the TRANSPOSE/RESHAPE chain leaves the flat element order of src unchanged."""
     a = np.arange(int(np.prod(mm.shape(src)))).reshape(mm.shape(src))
     for op in chain:
@@ -236,7 +126,7 @@ def _moves_nothing(mm: _Model, chain: list, src: int) -> bool:
     return bool(np.array_equal(a.reshape(-1), np.arange(a.size)))
 
 
-def _fold_layout_chains(mm: _Model) -> int:
+def _fold_layout_chains(mm: TfliteModel) -> int:
     """The longest single-path TRANSPOSE/RESHAPE chain from a tensor that moves
     no element becomes one RESHAPE of that tensor."""
     s = mm.s
@@ -279,7 +169,7 @@ def _fold_layout_chains(mm: _Model) -> int:
             return n
 
 
-def _drop_dead(mm: _Model) -> None:
+def _drop_dead(mm: TfliteModel) -> None:
     g = mm.g
     while True:
         users = mm.consumers()
@@ -322,7 +212,7 @@ def _drop_dead(mm: _Model) -> None:
 
 # ---------------------------------------------------------------- BATCH_MATMUL
 
-def _explicit_rhs_transposes(mm: _Model) -> int:
+def _explicit_rhs_transposes(mm: TfliteModel) -> int:
     """BATCH_MATMUL(a, b, adj_y=False) with a computed b -> TRANSPOSE(b) then adj_y=True.
 
     TFLite-Micro transposes such a right-hand side itself, into a PERSISTENT
@@ -362,7 +252,7 @@ def _explicit_rhs_transposes(mm: _Model) -> int:
     return n
 
 
-def _ancestors(mm: _Model, ops: list) -> set[int]:
+def _ancestors(mm: TfliteModel, ops: list) -> set[int]:
     """ids of the ops that the given ops depend on, themselves included."""
     prod = mm.producers()
     seen: set[int] = set()
@@ -376,7 +266,7 @@ def _ancestors(mm: _Model, ops: list) -> set[int]:
     return seen
 
 
-def _rematerialize_transposes(mm: _Model) -> int:
+def _rematerialize_transposes(mm: TfliteModel) -> int:
     """B = TRANSPOSE(A): the readers of A that B's readers do not wait for read
     A' = TRANSPOSE(B) instead (the inverse permutation), so A need not stay in
     the arena until them when B lives anyway (EmbBERT: h is read again after
@@ -418,7 +308,7 @@ def _rematerialize_transposes(mm: _Model) -> int:
     return n
 
 
-def _toposort(mm: _Model) -> None:
+def _toposort(mm: TfliteModel) -> None:
     """File order that runs every op after the producers of its inputs (stable)."""
     import heapq
 
@@ -469,7 +359,7 @@ class _Graph:
     users: list[set[int]]
 
 
-def _graph(mm: _Model) -> _Graph:
+def _graph(mm: TfliteModel) -> _Graph:
     ops = mm.g.operators
     const = {t for t in range(len(mm.g.tensors)) if mm.const(t) is not None}
     live = [t for t in range(len(mm.g.tensors)) if t not in const]
@@ -686,7 +576,7 @@ def _improve(g: _Graph, order: list[int], sweeps: int = 3) -> list[int]:
     return order
 
 
-def _schedule(mm: _Model, rounds: int = 4) -> dict:
+def _schedule(mm: TfliteModel, rounds: int = 4) -> dict:
     """Reorder the ops for the smallest planned arena; returns the figures.
     The heuristics depend on the order they start from, so each round starts
     from the last round's best, until a round gains nothing."""
@@ -710,7 +600,7 @@ OFFLINE_PLAN = "OfflineMemoryAllocation"
 OFFLINE_PLAN_KEY = "offline_plan_bytes"
 
 
-def _write_offline_plan(mm: _Model) -> int:
+def _write_offline_plan(mm: TfliteModel) -> int:
     """Store the plan as TFLite-Micro's offline memory plan (model metadata
     'OfflineMemoryAllocation': version, subgraphs, n, one offset per tensor,
     -1 for constants), so its greedy planner uses these offsets."""
@@ -731,8 +621,8 @@ def _write_offline_plan(mm: _Model) -> int:
 
 def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> tuple[bytes, dict]:
     """The rewritten flatbuffer and what was done."""
-    mm = _Model(model)
-    if len(mm.m.subgraphs) != 1:
+    mm = TfliteModel(model)
+    if mm.subgraphs != 1:
         return model, {}
     # a plan already in the model names tensors by index: the rewrites below renumber them
     mm.m.metadata = [m for m in mm.m.metadata or [] if m.name != OFFLINE_PLAN.encode()] or None

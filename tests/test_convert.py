@@ -116,6 +116,7 @@ def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
     from embbert.convert.arena import allocations
     from embbert.convert.check_ops import read_model
     from embbert.convert.parity import padded, run_micro
+    from embbert.convert.tflite_model import TfliteModel
     from embbert.tokenizer import encode, load_tokenizer
 
     src = source.load_run(run_dir)
@@ -133,7 +134,7 @@ def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
     before, after = read_model(raw).op_counts(), read_model(new).op_counts()
     assert {"LESS", "CAST", "CONV_2D"} <= set(before) and not {"LESS", "CAST", "CONV_2D"} & set(after)
     for model in (new, unplanned):  # every operator code is used (the tflm runner checks the codes it sees)
-        mm = optimize._Model(model)
+        mm = TfliteModel(model)
         assert sorted({op.opcodeIndex for op in mm.g.operators}) == list(range(len(mm.m.operatorCodes)))
     assert sum(after.values()) < sum(before.values())
     assert allocations(new, room)["head"] < allocations(raw, room)["head"]
