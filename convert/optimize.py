@@ -36,13 +36,11 @@ change by a bit (only the op list, the file and the arena do):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 
-from .tflite_model import ALIGN, TfliteModel
-
-_ELEM = {"FLOAT32": 4, "INT32": 4, "INT8": 1, "UINT8": 1, "BOOL": 1, "INT16": 2, "INT64": 8, "FLOAT16": 2}
+from .arena_plan import Graph, plan, tflite_graph
+from .tflite_model import TfliteModel
 
 
 # ---------------------------------------------------------------- rewrites
@@ -335,133 +333,9 @@ def _toposort(mm: TfliteModel) -> None:
     mm.g.operators = [ops[k] for k in order]
 
 
-# ---------------------------------------------------------------- arena plan
+# ---------------------------------------------------------------- op order
 
-# int8 kernels that may write over an input of the output's shape (TFLite-Micro's
-# reference kernels, the same ones convert/aot calls in place): each output
-# element depends on the same-index input element (softmax: and on its row's
-# max and sum, computed before the row is written), read before it is written.
-INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX")
-
-
-@dataclass
-class _Graph:
-    """What planning needs, precomputed: per op its kind and non-constant tensors."""
-    kinds: list[str]
-    ins: list[list[int]]
-    outs: list[list[int]]
-    size: dict[int, int]  # non-constant tensor -> bytes
-    shape: dict[int, tuple]
-    dtype: dict[int, str]
-    inputs: list[int]
-    outputs: list[int]
-    deps: list[set[int]]
-    users: list[set[int]]
-
-
-def _graph(mm: TfliteModel) -> _Graph:
-    ops = mm.g.operators
-    const = {t for t in range(len(mm.g.tensors)) if mm.const(t) is not None}
-    live = [t for t in range(len(mm.g.tensors)) if t not in const]
-    ins = [[int(t) for t in op.inputs if t >= 0 and int(t) not in const] for op in ops]
-    outs = [[int(t) for t in op.outputs] for op in ops]
-    producer = {t: k for k, o in enumerate(outs) for t in o}
-    deps = [{producer[t] for t in i if t in producer} for i in ins]
-    users = [set() for _ in ops]
-    for k, d in enumerate(deps):
-        for p in d:
-            users[p].add(k)
-    return _Graph([mm.kind(op) for op in ops], ins, outs,
-                  {t: int(np.prod(mm.shape(t) or [1])) * _ELEM[mm.dtype(t)] for t in live},
-                  {t: tuple(mm.shape(t)) for t in live}, {t: mm.dtype(t) for t in live},
-                  [int(t) for t in mm.g.inputs], [int(t) for t in mm.g.outputs], deps, users)
-
-
-def _align(x: int) -> int:
-    return (x + ALIGN - 1) // ALIGN * ALIGN
-
-
-def plan(g: _Graph, order: list[int], inplace: bool = True) -> tuple[dict[int, int], int]:
-    """Offsets for every non-constant tensor, for ops run in `order`.
-
-    A RESHAPE output shares its input's bytes; with `inplace`, so does the
-    output of an INPLACE_OPS op and an input of the same shape that dies there.
-    Then TFLite-Micro's greedy rule: largest first, each at the lowest offset
-    free over its lifetime (16-byte aligned)."""
-    n = len(order)
-    first, last = {}, {}
-    for t in g.inputs:
-        first[t], last[t] = 0, 0
-    for step, k in enumerate(order):
-        for t in g.ins[k]:
-            last[t] = step
-        for t in g.outs[k]:
-            first.setdefault(t, step)
-            last[t] = max(last.get(t, step), step)
-    for t in g.outputs:
-        last[t] = n
-    root: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
-
-    def r(t):
-        return root.get(t, t)
-
-    for step, k in enumerate(order):
-        out = g.outs[k][0]
-        cand = None
-        if g.kinds[k] == "RESHAPE" and g.ins[k] and g.ins[k][0] not in g.inputs:
-            cand = g.ins[k][0]
-        elif inplace and g.kinds[k] in INPLACE_OPS and g.dtype[out] == "INT8":
-            for t in g.ins[k]:
-                if t in g.inputs or t in g.outputs or g.dtype[t] != "INT8" or g.shape[t] != g.shape[out]:
-                    continue
-                if max(last[m] for m in [r(t), *members.get(r(t), [])]) == step:
-                    cand = t
-                    break
-        if cand is not None and out not in g.outputs:
-            root[out] = r(cand)
-            members.setdefault(r(cand), []).append(out)
-    spans = {}
-    for t in first:
-        rt = r(t)
-        f, l = spans.get(rt, (first[t], last[t]))
-        spans[rt] = (min(f, first[t]), max(l, last[t]))
-    items = [(_align(g.size[t]), spans[t][0], spans[t][1], t) for t in spans]
-    best = None
-    for key in _PLACEMENT_ORDERS:
-        offsets, top = _place(sorted(items, key=key))
-        if best is None or top < best[1]:
-            best = (offsets, top)
-    offsets, top = best
-    for t in first:
-        offsets[t] = offsets[r(t)]
-    return offsets, top
-
-
-# Orders in which buffers are placed, each at the lowest offset free over its
-# lifetime: TFLite-Micro's (largest first), then by first use, then longest-lived first.
-_PLACEMENT_ORDERS = (lambda x: (-x[0], x[3]), lambda x: (x[1], -x[0], x[3]), lambda x: (x[1] - x[2], -x[0], x[3]),
-                     lambda x: (-x[0], x[1], x[3]), lambda x: (-x[0] * (x[2] - x[1] + 1), x[3]),
-                     lambda x: (-x[0], -x[2], x[3]))
-
-
-def _place(items) -> tuple[dict[int, int], int]:
-    placed: list[tuple[int, int, int, int]] = []
-    offsets: dict[int, int] = {}
-    top = 0
-    for size, f, l, t in items:
-        off = 0
-        for p in sorted((p for p in placed if p[2] <= l and f <= p[3]), key=lambda p: p[0]):
-            if off + size <= p[0]:
-                break
-            off = max(off, p[0] + p[1])
-        placed.append((off, size, f, l))
-        offsets[t] = off
-        top = max(top, off + size)
-    return offsets, top
-
-
-def _postorder(g: _Graph, producer: dict, children) -> list[int]:
+def _postorder(g: Graph, producer: dict, children) -> list[int]:
     """The ops in post-order from the graph's outputs, iteratively; ``children(k)``
     lists k's producers in the order they are visited."""
     seen, out = set(), []
@@ -481,7 +355,7 @@ def _postorder(g: _Graph, producer: dict, children) -> list[int]:
     return out
 
 
-def _orders(g: _Graph) -> list[list[int]]:
+def _orders(g: Graph) -> list[list[int]]:
     n = len(g.kinds)
     producer = {t: k for k, o in enumerate(g.outs) for t in o}
     orders = [list(range(n))]
@@ -520,7 +394,7 @@ def _orders(g: _Graph) -> list[list[int]]:
     return [o for o in orders if _valid(g, o)]
 
 
-def _valid(g: _Graph, order: list[int]) -> bool:
+def _valid(g: Graph, order: list[int]) -> bool:
     """Every op after the producers of its inputs, each op once."""
     if sorted(order) != list(range(len(g.kinds))):
         return False
@@ -532,7 +406,7 @@ def _valid(g: _Graph, order: list[int]) -> bool:
     return True
 
 
-def _list_schedule(g: _Graph) -> list[int]:
+def _list_schedule(g: Graph) -> list[int]:
     """Among the ready ops, the one that frees the most bytes net of what it allocates."""
     n = len(g.kinds)
     readers: dict[int, set[int]] = {}
@@ -553,9 +427,9 @@ def _list_schedule(g: _Graph) -> list[int]:
     return order
 
 
-def _improve(g: _Graph, order: list[int], sweeps: int = 3) -> list[int]:
+def _improve(g: Graph, order: list[int], sweeps: int = 3) -> list[int]:
     """Hill climbing: move one op to another valid position while the plan shrinks."""
-    best = plan(g, order)[1]
+    best = plan(g, order).total
     for _ in range(sweeps):
         improved = False
         for k in range(len(order)):
@@ -567,7 +441,7 @@ def _improve(g: _Graph, order: list[int], sweeps: int = 3) -> list[int]:
                     continue
                 cand = order[:pos] + order[pos + 1:]
                 cand.insert(new if new < pos else new - 1, k)
-                size = plan(g, cand)[1]
+                size = plan(g, cand).total
                 if size < best:
                     best, order, improved = size, cand, True
                     pos = order.index(k)
@@ -582,18 +456,18 @@ def _schedule(mm: TfliteModel, rounds: int = 4) -> dict:
     from the last round's best, until a round gains nothing."""
     first = None
     for _ in range(rounds):
-        g = _graph(mm)
+        g = tflite_graph(mm)
         candidates = _orders(g)
-        sizes = [plan(g, o)[1] for o in candidates]
+        sizes = [plan(g, o).total for o in candidates]
         first = sizes[0] if first is None else first
         best = _improve(g, candidates[sizes.index(min(sizes))])
         mm.g.operators = [mm.g.operators[k] for k in best]
-        if plan(g, best)[1] >= sizes[0]:
+        if plan(g, best).total >= sizes[0]:
             break
-    g = _graph(mm)
+    g = tflite_graph(mm)
     if not _valid(g, list(range(len(g.kinds)))):
         raise RuntimeError("op order: an op before the producer of its input")
-    return {"planned_bytes_converter_order": first, "planned_bytes": plan(g, list(range(len(g.kinds))))[1]}
+    return {"planned_bytes_converter_order": first, "planned_bytes": plan(g, list(range(len(g.kinds)))).total}
 
 
 OFFLINE_PLAN = "OfflineMemoryAllocation"
@@ -605,8 +479,9 @@ def _write_offline_plan(mm: TfliteModel) -> int:
     'OfflineMemoryAllocation': version, subgraphs, n, one offset per tensor,
     -1 for constants), so its greedy planner uses these offsets."""
     s = mm.s
-    g = _graph(mm)
-    offsets, top = plan(g, list(range(len(g.kinds))))
+    g = tflite_graph(mm)
+    p = plan(g)
+    offsets, top = p.offsets, p.total
     n = len(mm.g.tensors)
     data = np.array([0, 1, n] + [offsets.get(t, -1) for t in range(n)], dtype="<i4")
     buf = s.BufferT()

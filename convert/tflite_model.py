@@ -113,6 +113,10 @@ class TfliteModel:
         t = self.g.tensors[i]
         return [int(x) for x in t.shape] if t.shape is not None else []
 
+    def nbytes(self, i: int) -> int:
+        """The tensor's size in bytes."""
+        return int(np.prod(self.shape(i) or [1])) * np.dtype(_NUMPY[self.dtype(i)]).itemsize
+
     def quantization(self, i: int) -> tuple[list[float] | None, list[int]]:
         """(scales, zero points): one per tensor, or one per channel; (None, []) when not quantized."""
         q = self.g.tensors[i].quantization
