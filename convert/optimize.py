@@ -39,7 +39,8 @@ import copy
 
 import numpy as np
 
-from .arena_plan import Graph, plan, tflite_graph
+from .arena_plan import plan, tflite_graph
+from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
 
 
@@ -302,172 +303,8 @@ def _rematerialize_transposes(mm: TfliteModel) -> int:
             c.inputs = np.array([a2 if int(x) == a else int(x) for x in c.inputs], dtype=np.int32)
         n += 1
     if n:
-        _toposort(mm)
+        _schedule.toposort(mm)
     return n
-
-
-def _toposort(mm: TfliteModel) -> None:
-    """File order that runs every op after the producers of its inputs (stable)."""
-    import heapq
-
-    ops = mm.g.operators
-    producer = {int(t): k for k, op in enumerate(ops) for t in op.outputs}
-    deps = [{producer[int(t)] for t in op.inputs if t >= 0 and int(t) in producer} for op in ops]
-    users: dict[int, list[int]] = {}
-    for k, d in enumerate(deps):
-        for p in d:
-            users.setdefault(p, []).append(k)
-    waiting = [len(d) for d in deps]
-    ready = [k for k, w in enumerate(waiting) if w == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        k = heapq.heappop(ready)
-        order.append(k)
-        for u in users.get(k, []):
-            waiting[u] -= 1
-            if waiting[u] == 0:
-                heapq.heappush(ready, u)
-    if len(order) != len(ops):
-        raise RuntimeError("the rewritten graph has a cycle")
-    mm.g.operators = [ops[k] for k in order]
-
-
-# ---------------------------------------------------------------- op order
-
-def _postorder(g: Graph, producer: dict, children) -> list[int]:
-    """The ops in post-order from the graph's outputs, iteratively; ``children(k)``
-    lists k's producers in the order they are visited."""
-    seen, out = set(), []
-    stack = [(producer[t], False) for t in reversed(g.outputs)]
-    while stack:
-        k, expanded = stack.pop()
-        if k in seen:
-            continue
-        if expanded:
-            seen.add(k)
-            out.append(k)
-            continue
-        stack.append((k, True))
-        for p in reversed(children(k)):
-            if p not in seen:
-                stack.append((p, False))
-    return out
-
-
-def _orders(g: Graph) -> list[list[int]]:
-    n = len(g.kinds)
-    producer = {t: k for k, o in enumerate(g.outs) for t in o}
-    orders = [list(range(n))]
-
-    def deps(k: int) -> list[int]:
-        return list(dict.fromkeys(producer[t] for t in g.ins[k] if t in producer))  # in input order
-
-    orders += [_postorder(g, producer, deps), _postorder(g, producer, lambda k: deps(k)[::-1])]
-
-    # Sethi-Ullman on the DAG read as a tree: at each op, first the input whose
-    # subtree needs the most memory beyond what it leaves behind.
-    out_bytes = [sum(g.size[t] for t in o) for o in g.outs]
-    peak: dict[int, int] = {}
-
-    def need(k: int) -> int:
-        if k not in peak:
-            kids = sorted(set(producer[t] for t in g.ins[k] if t in producer),
-                          key=lambda c: -(need(c) - out_bytes[c]))
-            held, top = 0, 0
-            for c in kids:
-                top = max(top, held + need(c))
-                held += out_bytes[c]
-            peak[k] = max(top, held + out_bytes[k])
-        return peak[k]
-
-    import sys
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 10 * n + 1000))
-    try:
-        for k in range(n):
-            need(k)
-    finally:
-        sys.setrecursionlimit(limit)
-    su = _postorder(g, producer, lambda k: sorted(deps(k), key=lambda c: -(peak[c] - out_bytes[c])))
-    orders += [su, _list_schedule(g)]
-    return [o for o in orders if _valid(g, o)]
-
-
-def _valid(g: Graph, order: list[int]) -> bool:
-    """Every op after the producers of its inputs, each op once."""
-    if sorted(order) != list(range(len(g.kinds))):
-        return False
-    done: set[int] = set()
-    for k in order:
-        if not g.deps[k] <= done:
-            return False
-        done.add(k)
-    return True
-
-
-def _list_schedule(g: Graph) -> list[int]:
-    """Among the ready ops, the one that frees the most bytes net of what it allocates."""
-    n = len(g.kinds)
-    readers: dict[int, set[int]] = {}
-    for k, i in enumerate(g.ins):
-        for t in i:
-            readers.setdefault(t, set()).add(k)
-    done, order = set(), []
-    while len(order) < n:
-        ready = [k for k in range(n) if k not in done and g.deps[k] <= done]
-
-        def gain(k):
-            freed = sum(g.size[t] for t in set(g.ins[k]) if t not in g.outputs and readers[t] - done == {k})
-            return freed - (0 if g.kinds[k] == "RESHAPE" else sum(g.size[t] for t in g.outs[k]))
-
-        best = max(ready, key=lambda k: (gain(k), -k))
-        order.append(best)
-        done.add(best)
-    return order
-
-
-def _improve(g: Graph, order: list[int], sweeps: int = 3) -> list[int]:
-    """Hill climbing: move one op to another valid position while the plan shrinks."""
-    best = plan(g, order).total
-    for _ in range(sweeps):
-        improved = False
-        for k in range(len(order)):
-            pos = order.index(k)
-            lo = max((order.index(p) for p in g.deps[k]), default=-1) + 1
-            hi = min((order.index(u) for u in g.users[k]), default=len(order))
-            for new in range(lo, hi):
-                if new == pos:
-                    continue
-                cand = order[:pos] + order[pos + 1:]
-                cand.insert(new if new < pos else new - 1, k)
-                size = plan(g, cand).total
-                if size < best:
-                    best, order, improved = size, cand, True
-                    pos = order.index(k)
-        if not improved:
-            break
-    return order
-
-
-def _schedule(mm: TfliteModel, rounds: int = 4) -> dict:
-    """Reorder the ops for the smallest planned arena; returns the figures.
-    The heuristics depend on the order they start from, so each round starts
-    from the last round's best, until a round gains nothing."""
-    first = None
-    for _ in range(rounds):
-        g = tflite_graph(mm)
-        candidates = _orders(g)
-        sizes = [plan(g, o).total for o in candidates]
-        first = sizes[0] if first is None else first
-        best = _improve(g, candidates[sizes.index(min(sizes))])
-        mm.g.operators = [mm.g.operators[k] for k in best]
-        if plan(g, best).total >= sizes[0]:
-            break
-    g = tflite_graph(mm)
-    if not _valid(g, list(range(len(g.kinds)))):
-        raise RuntimeError("op order: an op before the producer of its input")
-    return {"planned_bytes_converter_order": first, "planned_bytes": plan(g, list(range(len(g.kinds)))).total}
 
 
 OFFLINE_PLAN = "OfflineMemoryAllocation"
@@ -510,10 +347,10 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
         # transposes computed again: kept only where the planned arena shrinks
         again = mm.clone()
         remat = _rematerialize_transposes(again)
-        figures = _schedule(mm)
+        figures = _schedule.schedule(mm)
         if remat:
             _drop_dead(again)
-            figures_again = _schedule(again)
+            figures_again = _schedule.schedule(again)
             if figures_again["planned_bytes"] < figures["planned_bytes"]:
                 mm, figures = again, figures_again
                 report["transposes_again"] = remat
