@@ -39,7 +39,7 @@ import copy
 
 import numpy as np
 
-from .arena_plan import plan, tflite_graph
+from .rewrites import offline_plan as _offline_plan
 from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
 
@@ -307,28 +307,7 @@ def _rematerialize_transposes(mm: TfliteModel) -> int:
     return n
 
 
-OFFLINE_PLAN = "OfflineMemoryAllocation"
 OFFLINE_PLAN_KEY = "offline_plan_bytes"
-
-
-def _write_offline_plan(mm: TfliteModel) -> int:
-    """Store the plan as TFLite-Micro's offline memory plan (model metadata
-    'OfflineMemoryAllocation': version, subgraphs, n, one offset per tensor,
-    -1 for constants), so its greedy planner uses these offsets."""
-    s = mm.s
-    g = tflite_graph(mm)
-    p = plan(g)
-    offsets, top = p.offsets, p.total
-    n = len(mm.g.tensors)
-    data = np.array([0, 1, n] + [offsets.get(t, -1) for t in range(n)], dtype="<i4")
-    buf = s.BufferT()
-    buf.data = np.frombuffer(data.tobytes(), np.uint8)
-    mm.m.buffers.append(buf)
-    md = s.MetadataT()
-    md.name = OFFLINE_PLAN.encode()
-    md.buffer = len(mm.m.buffers) - 1
-    mm.m.metadata = [m for m in (mm.m.metadata or []) if m.name != md.name] + [md]
-    return top
 
 
 def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> tuple[bytes, dict]:
@@ -336,8 +315,7 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
     mm = TfliteModel(model)
     if mm.subgraphs != 1:
         return model, {}
-    # a plan already in the model names tensors by index: the rewrites below renumber them
-    mm.m.metadata = [m for m in mm.m.metadata or [] if m.name != OFFLINE_PLAN.encode()] or None
+    _offline_plan.strip(mm)
     report = {"negative_index_guards": _drop_negative_index_guards(mm),
               "depthwise_convs": _grouped_conv_to_depthwise(mm),
               "layout_chains": _fold_layout_chains(mm),
@@ -356,7 +334,7 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
                 report["transposes_again"] = remat
         report.update(figures)
     if offline_plan:
-        report[OFFLINE_PLAN_KEY] = _write_offline_plan(mm)
+        report[OFFLINE_PLAN_KEY] = _offline_plan.write(mm)
     return mm.pack(), report
 
 
