@@ -39,48 +39,13 @@ import copy
 
 import numpy as np
 
+from .rewrites import dead, negative_index_guards
 from .rewrites import offline_plan as _offline_plan
 from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
 
 
 # ---------------------------------------------------------------- rewrites
-
-def _drop_negative_index_guards(mm: TfliteModel) -> int:
-    """GATHER(table, ADD(ids, MUL(CAST(LESS(ids, 0)), rows))) -> GATHER(table, ids) for the ids input."""
-    prod = mm.producers()
-    ids_inputs = {int(t) for t in mm.g.inputs}
-    n = 0
-    for op in list(mm.g.operators):
-        if mm.kind(op) != "GATHER":
-            continue
-        idx = int(op.inputs[1])
-        add = prod.get(idx)
-        if add is None or mm.kind(add) != "ADD":
-            continue
-        a, b = (int(t) for t in add.inputs)
-        for base, other in ((a, b), (b, a)):
-            if base not in ids_inputs or other not in prod:
-                continue
-            mul = prod[other]
-            if mm.kind(mul) != "MUL":
-                continue
-            m_in = [int(t) for t in mul.inputs]
-            cast_out = next((t for t in m_in if t in prod and mm.kind(prod[t]) == "CAST"), None)
-            if cast_out is None:
-                continue
-            less = prod.get(int(prod[cast_out].inputs[0]))
-            if less is None or mm.kind(less) != "LESS":
-                continue
-            l_in = [int(t) for t in less.inputs]
-            zero = mm.const(l_in[1])
-            if l_in[0] != base or zero is None or np.any(zero != 0):
-                continue
-            op.inputs = np.array([int(op.inputs[0]), base], dtype=np.int32)
-            n += 1
-            break
-    return n
-
 
 def _grouped_conv_to_depthwise(mm: TfliteModel) -> int:
     s = mm.s
@@ -166,47 +131,6 @@ def _fold_layout_chains(mm: TfliteModel) -> int:
             break
         if not done:
             return n
-
-
-def _drop_dead(mm: TfliteModel) -> None:
-    g = mm.g
-    while True:
-        users = mm.consumers()
-        keep = [op for op in g.operators
-                if any(int(t) in users or int(t) in g.outputs for t in op.outputs)]
-        if len(keep) == len(g.operators):
-            break
-        g.operators = keep
-    used = sorted({int(t) for op in g.operators for t in (*op.inputs, *op.outputs) if t >= 0}
-                  | {int(t) for t in g.inputs} | {int(t) for t in g.outputs})
-    remap = {old: new for new, old in enumerate(used)}
-    g.tensors = [g.tensors[i] for i in used]
-    for op in g.operators:
-        op.inputs = np.array([remap[int(t)] if t >= 0 else -1 for t in op.inputs], dtype=np.int32)
-        op.outputs = np.array([remap[int(t)] for t in op.outputs], dtype=np.int32)
-    g.inputs = np.array([remap[int(t)] for t in g.inputs], dtype=np.int32)
-    g.outputs = np.array([remap[int(t)] for t in g.outputs], dtype=np.int32)
-    for sig in mm.m.signatureDefs or []:
-        for tm in (*(sig.inputs or []), *(sig.outputs or [])):
-            tm.tensorIndex = remap[tm.tensorIndex]
-    # operator codes: only those an operator uses (the rewrites leave LESS, CAST, CONV_2D behind;
-    # a runner that checks every code against its resolver would refuse the model for them)
-    used_c = sorted({int(op.opcodeIndex) for op in g.operators})
-    cremap = {old: new for new, old in enumerate(used_c)}
-    mm.m.operatorCodes = [mm.m.operatorCodes[i] for i in used_c]
-    for op in g.operators:
-        op.opcodeIndex = cremap[int(op.opcodeIndex)]
-    # buffers: 0 stays the empty sentinel; metadata buffers are kept
-    meta = {md.buffer for md in mm.m.metadata or []}
-    used_b = sorted({0} | {t.buffer for t in g.tensors} | meta)
-    bremap = {old: new for new, old in enumerate(used_b)}
-    mm.m.buffers = [mm.m.buffers[i] for i in used_b]
-    for t in g.tensors:
-        t.buffer = bremap[t.buffer]
-    for md in mm.m.metadata or []:
-        md.buffer = bremap[md.buffer]
-    if mm.m.metadataBuffer is not None:
-        mm.m.metadataBuffer = [bremap[b] for b in mm.m.metadataBuffer if b in bremap]
 
 
 # ---------------------------------------------------------------- BATCH_MATMUL
@@ -316,18 +240,18 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
     if mm.subgraphs != 1:
         return model, {}
     _offline_plan.strip(mm)
-    report = {"negative_index_guards": _drop_negative_index_guards(mm),
+    report = {"negative_index_guards": negative_index_guards.rewrite(mm),
               "depthwise_convs": _grouped_conv_to_depthwise(mm),
               "layout_chains": _fold_layout_chains(mm),
               "rhs_transposes": _explicit_rhs_transposes(mm)}
-    _drop_dead(mm)
+    dead.drop(mm)
     if schedule:
         # transposes computed again: kept only where the planned arena shrinks
         again = mm.clone()
         remat = _rematerialize_transposes(again)
         figures = _schedule.schedule(mm)
         if remat:
-            _drop_dead(again)
+            dead.drop(again)
             figures_again = _schedule.schedule(again)
             if figures_again["planned_bytes"] < figures["planned_bytes"]:
                 mm, figures = again, figures_again
