@@ -39,45 +39,13 @@ import copy
 
 import numpy as np
 
-from .rewrites import dead, negative_index_guards
+from .rewrites import dead, depthwise_convs, negative_index_guards
 from .rewrites import offline_plan as _offline_plan
 from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
 
 
 # ---------------------------------------------------------------- rewrites
-
-def _grouped_conv_to_depthwise(mm: TfliteModel) -> int:
-    s = mm.s
-    n = 0
-    for op in mm.g.operators:
-        if mm.kind(op) != "CONV_2D":
-            continue
-        x, w = int(op.inputs[0]), int(op.inputs[1])
-        cin, wshape = mm.shape(x)[-1], mm.shape(w)
-        if len(wshape) != 4 or wshape[3] != 1 or wshape[0] != cin or cin == 1:
-            continue  # not one input channel per group, one output per group
-        filt = mm.const(w)
-        if filt is None:
-            continue
-        mm.set_const(w, np.ascontiguousarray(filt.transpose(3, 1, 2, 0)))  # [C,kh,kw,1] -> [1,kh,kw,C]
-        t = mm.tensor(w)
-        t.shape = np.array([1, wshape[1], wshape[2], wshape[0]], dtype=np.int32)
-        if t.shapeSignature is not None:
-            t.shapeSignature = np.array(t.shape)
-        t.quantization.quantizedDimension = 3
-        o = op.builtinOptions
-        dw = s.DepthwiseConv2DOptionsT()
-        dw.padding, dw.strideW, dw.strideH = o.padding, o.strideW, o.strideH
-        dw.depthMultiplier = 1
-        dw.fusedActivationFunction = o.fusedActivationFunction
-        dw.dilationWFactor, dw.dilationHFactor = o.dilationWFactor, o.dilationHFactor
-        op.builtinOptionsType = s.BuiltinOptions.DepthwiseConv2DOptions
-        op.builtinOptions = dw
-        op.opcodeIndex = mm.opcode("DEPTHWISE_CONV_2D", 3)
-        n += 1
-    return n
-
 
 def _moves_nothing(mm: TfliteModel, chain: list, src: int) -> bool:
     """True if the TRANSPOSE/RESHAPE chain leaves the flat element order of src unchanged."""
@@ -241,7 +209,7 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
         return model, {}
     _offline_plan.strip(mm)
     report = {"negative_index_guards": negative_index_guards.rewrite(mm),
-              "depthwise_convs": _grouped_conv_to_depthwise(mm),
+              "depthwise_convs": depthwise_convs.rewrite(mm),
               "layout_chains": _fold_layout_chains(mm),
               "rhs_transposes": _explicit_rhs_transposes(mm)}
     dead.drop(mm)
