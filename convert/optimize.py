@@ -39,7 +39,7 @@ import copy
 
 import numpy as np
 
-from .rewrites import dead, depthwise_convs, negative_index_guards
+from .rewrites import dead, depthwise_convs, negative_index_guards, transposes_again
 from .rewrites import offline_plan as _offline_plan
 from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
@@ -81,8 +81,8 @@ def _fold_layout_chains(mm: TfliteModel) -> int:
                 if len(nxt) != 1 or out in mm.g.outputs:
                     break
                 chain.append(nxt[0])
-            if best is None or any(mm.tensor(int(c.outputs[0])).name.endswith(b"/again") for c in best):
-                continue  # a transpose back on purpose (_rematerialize_transposes) stays
+            if best is None or any(mm.tensor(int(c.outputs[0])).name.endswith(transposes_again.AGAIN.encode()) for c in best):
+                continue  # a transpose back on purpose (transposes_again) stays
             out = int(best[-1].outputs[0])
             shape = np.array(mm.shape(out), dtype=np.int32)
             new = s.OperatorT()
@@ -143,62 +143,6 @@ def _explicit_rhs_transposes(mm: TfliteModel) -> int:
     return n
 
 
-def _ancestors(mm: TfliteModel, ops: list) -> set[int]:
-    """ids of the ops that the given ops depend on, themselves included."""
-    prod = mm.producers()
-    seen: set[int] = set()
-    todo = list(ops)
-    while todo:
-        op = todo.pop()
-        if id(op) in seen:
-            continue
-        seen.add(id(op))
-        todo.extend(prod[int(t)] for t in op.inputs if t >= 0 and int(t) in prod)
-    return seen
-
-
-def _rematerialize_transposes(mm: TfliteModel) -> int:
-    """B = TRANSPOSE(A): the readers of A that B's readers do not wait for read
-    A' = TRANSPOSE(B) instead (the inverse permutation), so A need not stay in
-    the arena until them when B lives anyway (EmbBERT: h is read again after
-    the attention, whose value input is h^T). Transposes move int8 values
-    unchanged, so A' is A, bit for bit."""
-    s = mm.s
-    n = 0
-    for op in list(mm.g.operators):
-        if mm.kind(op) != "TRANSPOSE":
-            continue
-        a, b = int(op.inputs[0]), int(op.outputs[0])
-        if mm.const(a) is not None or a in mm.g.inputs or b in mm.g.outputs:
-            continue
-        users = mm.consumers()
-        waited = _ancestors(mm, users.get(b, []))
-        late = [c for c in users.get(a, []) if c is not op and id(c) not in waited]
-        if not late:
-            continue
-        perm = mm.const(int(op.inputs[1])).astype(np.int32)
-        src = mm.tensor(a)
-        t = copy.deepcopy(src)
-        t.name = src.name + b"/again"
-        t.buffer = 0
-        mm.g.tensors.append(t)
-        a2 = len(mm.g.tensors) - 1
-        tr = s.OperatorT()
-        tr.opcodeIndex = op.opcodeIndex
-        tr.inputs = np.array([b, mm.add_const(t.name.decode() + "/perm", np.argsort(perm).astype(np.int32))],
-                             dtype=np.int32)
-        tr.outputs = np.array([a2], dtype=np.int32)
-        tr.builtinOptionsType = op.builtinOptionsType
-        tr.builtinOptions = copy.deepcopy(op.builtinOptions)
-        mm.g.operators.insert(mm.g.operators.index(op) + 1, tr)
-        for c in late:
-            c.inputs = np.array([a2 if int(x) == a else int(x) for x in c.inputs], dtype=np.int32)
-        n += 1
-    if n:
-        _schedule.toposort(mm)
-    return n
-
-
 OFFLINE_PLAN_KEY = "offline_plan_bytes"
 
 
@@ -216,7 +160,7 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
     if schedule:
         # transposes computed again: kept only where the planned arena shrinks
         again = mm.clone()
-        remat = _rematerialize_transposes(again)
+        remat = transposes_again.rewrite(again)
         figures = _schedule.schedule(mm)
         if remat:
             dead.drop(again)
