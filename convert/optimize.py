@@ -39,67 +39,13 @@ import copy
 
 import numpy as np
 
-from .rewrites import dead, depthwise_convs, negative_index_guards, transposes_again
+from .rewrites import dead, depthwise_convs, layout_chains, negative_index_guards, transposes_again
 from .rewrites import offline_plan as _offline_plan
 from .rewrites import schedule as _schedule
 from .tflite_model import TfliteModel
 
 
 # ---------------------------------------------------------------- rewrites
-
-def _moves_nothing(mm: TfliteModel, chain: list, src: int) -> bool:
-    """True if the TRANSPOSE/RESHAPE chain leaves the flat element order of src unchanged."""
-    a = np.arange(int(np.prod(mm.shape(src)))).reshape(mm.shape(src))
-    for op in chain:
-        if mm.kind(op) == "TRANSPOSE":
-            a = a.transpose([int(p) for p in mm.const(int(op.inputs[1]))])
-        else:
-            a = a.reshape(mm.shape(int(op.outputs[0])))
-    return bool(np.array_equal(a.reshape(-1), np.arange(a.size)))
-
-
-def _fold_layout_chains(mm: TfliteModel) -> int:
-    """The longest single-path TRANSPOSE/RESHAPE chain from a tensor that moves
-    no element becomes one RESHAPE of that tensor."""
-    s = mm.s
-    n = 0
-    tried: set[int] = set()
-    while True:
-        users = mm.consumers()
-        done = False
-        for op in mm.g.operators:
-            if mm.kind(op) != "TRANSPOSE" or id(op) in tried:
-                continue
-            tried.add(id(op))
-            src = int(op.inputs[0])
-            chain, best = [op], None
-            while True:
-                if _moves_nothing(mm, chain, src) and any(mm.kind(c) == "TRANSPOSE" for c in chain):
-                    best = list(chain)
-                out = int(chain[-1].outputs[0])
-                nxt = [c for c in users.get(out, []) if mm.kind(c) in ("TRANSPOSE", "RESHAPE")]
-                if len(nxt) != 1 or out in mm.g.outputs:
-                    break
-                chain.append(nxt[0])
-            if best is None or any(mm.tensor(int(c.outputs[0])).name.endswith(transposes_again.AGAIN.encode()) for c in best):
-                continue  # a transpose back on purpose (transposes_again) stays
-            out = int(best[-1].outputs[0])
-            shape = np.array(mm.shape(out), dtype=np.int32)
-            new = s.OperatorT()
-            new.opcodeIndex = mm.opcode("RESHAPE", 1)
-            new.inputs = np.array([src, mm.add_const(mm.tensor(out).name.decode() + "/shape", shape)], dtype=np.int32)
-            new.outputs = np.array([out], dtype=np.int32)
-            new.builtinOptionsType = s.BuiltinOptions.ReshapeOptions
-            new.builtinOptions = s.ReshapeOptionsT()
-            new.builtinOptions.newShape = shape.tolist()
-            pos = mm.g.operators.index(best[-1])
-            mm.g.operators[pos] = new  # the chain's own intermediate outputs may still be read: dead code pass
-            n += 1
-            done = True
-            break
-        if not done:
-            return n
-
 
 # ---------------------------------------------------------------- BATCH_MATMUL
 
@@ -154,7 +100,7 @@ def optimize(model: bytes, schedule: bool = True, offline_plan: bool = True) -> 
     _offline_plan.strip(mm)
     report = {"negative_index_guards": negative_index_guards.rewrite(mm),
               "depthwise_convs": depthwise_convs.rewrite(mm),
-              "layout_chains": _fold_layout_chains(mm),
+              "layout_chains": layout_chains.rewrite(mm),
               "rhs_transposes": _explicit_rhs_transposes(mm)}
     dead.drop(mm)
     if schedule:
