@@ -4,6 +4,10 @@
             -> check_ops.py -> optimize.py (exact rewrites, op order, offline arena plan)
             -> check_ops.py -> parity.py, arena.py -> carray.py, manifest.py -> artifact dir
 
+Every .tflite is read (and written) by tflite_model.py; optimize.py runs the
+rewrites of rewrites/, one per module; arena_plan.py is the one arena planner
+(TFLite-Micro's offline plan and the aot backend's arena).
+
 `pipeline.convert_run` ties the steps together; `embbert convert` calls it.
 """
 
