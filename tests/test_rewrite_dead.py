@@ -1,19 +1,13 @@
 """convert/rewrites/dead.py: what the other rewrites leave unread goes, indices renumbered."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model, op_counts
+from rewrite_graphs import assert_same_logits, op_counts
 
 from embbert.convert.rewrites import dead, negative_index_guards
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_unread_ops_tensors_buffers_and_codes_go_and_logits_stay(raw):
-    model, batch = raw
+def test_unread_ops_tensors_buffers_and_codes_go_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     negative_index_guards.rewrite(mm)  # leaves LESS, CAST, their MUL and ADD unread
     ops, tensors, buffers = len(mm.ops), len(mm.g.tensors), len(mm.m.buffers)

@@ -1,20 +1,14 @@
 """convert/rewrites/depthwise_convs.py on the converter's own EmbBERT graph."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model, op_counts
+from rewrite_graphs import assert_same_logits, op_counts
 from test_aot import FAMILIES
 
 from embbert.convert.rewrites import depthwise_convs
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_grouped_conv_becomes_depthwise_and_logits_stay(raw):
-    model, batch = raw
+def test_grouped_conv_becomes_depthwise_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     layers = FAMILIES["embbert"].n_layers
     assert op_counts(mm)["CONV_2D"] == layers and "DEPTHWISE_CONV_2D" not in op_counts(mm)

@@ -1,19 +1,13 @@
 """convert/rewrites/negative_index_guards.py on the converter's own EmbBERT graph."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model, op_counts
+from rewrite_graphs import assert_same_logits, op_counts
 
 from embbert.convert.rewrites import dead, negative_index_guards
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_gather_reads_the_ids_directly_and_logits_stay(raw):
-    model, batch = raw
+def test_gather_reads_the_ids_directly_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     assert {"LESS", "CAST"} <= set(op_counts(mm))
     assert negative_index_guards.rewrite(mm) == 1

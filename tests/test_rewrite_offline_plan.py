@@ -2,21 +2,15 @@
 memory plan, which TFLite-Micro then uses (its arena head is the planned size)."""
 
 import numpy as np
-import pytest
-from rewrite_graphs import ROOM, assert_same_logits, converter_model
+from rewrite_graphs import ROOM, assert_same_logits
 
 from embbert.convert.arena import allocations
 from embbert.convert.rewrites import offline_plan
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_tflite_micro_uses_the_stored_plan_and_logits_stay(raw):
-    model, batch = raw
+def test_tflite_micro_uses_the_stored_plan_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     planned = offline_plan.write(mm)
     new = mm.pack()

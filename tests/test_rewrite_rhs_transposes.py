@@ -1,20 +1,14 @@
 """convert/rewrites/rhs_transposes.py on the converter's own BERT graph (its
 attention's BATCH_MATMUL reads a computed right-hand side without adj_y)."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model, op_counts
+from rewrite_graphs import assert_same_logits, op_counts
 
 from embbert.convert.rewrites import rhs_transposes
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("bert", tmp_path_factory)
-
-
-def test_computed_rhs_is_transposed_by_an_op_and_logits_stay(raw):
-    model, batch = raw
+def test_computed_rhs_is_transposed_by_an_op_and_logits_stay(converter_graph):
+    model, batch = converter_graph("bert")
     mm = TfliteModel(model)
     before = op_counts(mm)
     n = rhs_transposes.rewrite(mm)

@@ -1,20 +1,14 @@
 """convert/rewrites/schedule.py: the op order with the smallest planned arena."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model
+from rewrite_graphs import assert_same_logits
 
 from embbert.convert.arena_plan import plan, tflite_graph
 from embbert.convert.rewrites import schedule
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_reordered_ops_plan_smaller_and_logits_stay(raw):
-    model, batch = raw
+def test_reordered_ops_plan_smaller_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     figures = schedule.schedule(mm)
     assert figures["planned_bytes"] < figures["planned_bytes_converter_order"]
@@ -23,8 +17,8 @@ def test_reordered_ops_plan_smaller_and_logits_stay(raw):
     assert_same_logits(model, mm.pack(), batch)
 
 
-def test_toposort_restores_a_valid_order(raw):
-    model, batch = raw
+def test_toposort_restores_a_valid_order(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     mm.g.operators = mm.g.operators[::-1]
     g = tflite_graph(mm)

@@ -1,20 +1,14 @@
 """convert/rewrites/transposes_again.py on the converter's own EmbBERT graph
 (h is read again after the attention, whose value input is h^T)."""
 
-import pytest
-from rewrite_graphs import assert_same_logits, converter_model
+from rewrite_graphs import assert_same_logits
 
 from embbert.convert.rewrites import dead, schedule, transposes_again
 from embbert.convert.tflite_model import TfliteModel
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    return converter_model("embbert", tmp_path_factory)
-
-
-def test_late_readers_read_the_transpose_back_and_logits_stay(raw):
-    model, batch = raw
+def test_late_readers_read_the_transpose_back_and_logits_stay(converter_graph):
+    model, batch = converter_graph("embbert")
     mm = TfliteModel(model)
     n = transposes_again.rewrite(mm)
     assert n >= 1
