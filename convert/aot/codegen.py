@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import arena_plan
 from ..arena_plan import Buffer, align, plan
+from ..rewrites.schedule import best_order
 from . import quant
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
@@ -89,89 +90,30 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     return size
 
 
-def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
-    """The arena for g's ops in their order, sized for n = L (convert/arena_plan.py, the
-    planner of TFLite-Micro's offline plan too), with each op's `_scratch_bytes`:
-    (tensor -> its storage, op index -> its scratch, arena bytes)."""
+def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
+    """What convert/arena_plan.py needs of g, sized for n = L, with each op's `_scratch_bytes`."""
     live = [t for t in g.tensors if not t.is_const]
-    p = plan(arena_plan.Graph(
+    return arena_plan.Graph(
         [op.kind for op in g.ops], [[t for t in op.inputs if t >= 0 and not g.tensors[t].is_const] for op in g.ops],
         [list(op.outputs) for op in g.ops], {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in live},
         {t.index: t.shape for t in live}, {t.index: t.dtype.upper() for t in live}, g.inputs, g.outputs,
-        [_scratch_bytes(g, op, kernels) for op in g.ops]))
+        [_scratch_bytes(g, op, kernels) for op in g.ops])
+
+
+def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
+    """The arena for g's ops in their order (convert/arena_plan.py, the planner of
+    TFLite-Micro's offline plan too), scratch included: (tensor -> its storage,
+    op index -> its scratch, arena bytes)."""
+    p = plan(_planning_graph(g, kernels))
     return p.buffers, {g.ops[k].index: b for k, b in p.scratch.items()}, p.total
 
 
 def schedule(g: Graph, kernels: str = "reference") -> None:
-    """Reorder g.ops to shrink the arena: each op as late as possible (right
-    before its first consumer), kept only if the plan gets smaller. The order of
-    independent ops changes no arithmetic; every op computes the same tensor."""
-    candidates = [list(g.ops), _as_late_as_possible(g.ops), _greedy_memory(g), _depth_first(g, False),
-                  _depth_first(g, True)]
-    sizes = []
-    for order in candidates:
-        g.ops = order
-        sizes.append(plan_arena(g, kernels)[2])
-    g.ops = candidates[sizes.index(min(sizes))]  # first of the smallest: the original order on a tie
-
-
-def _as_late_as_possible(ops: list[Op]) -> list[Op]:
-    order: list[Op] = []
-    for op in reversed(ops):
-        consumers = [k for k, o in enumerate(order) if set(o.inputs) & set(op.outputs)]
-        order.insert(min(consumers) if consumers else len(order), op)
-    return order
-
-
-def _depth_first(g: Graph, reverse_inputs: bool) -> list[Op]:
-    """Post-order from the outputs: each input's whole branch before the next input's."""
-    producer = {t: op for op in g.ops for t in op.outputs}
-    seen: set[int] = set()
-    order: list[Op] = []
-    stack = [(producer[t], False) for t in reversed(g.outputs)]
-    while stack:
-        op, expanded = stack.pop()
-        if op.index in seen:
-            continue
-        if expanded:
-            seen.add(op.index)
-            order.append(op)
-            continue
-        stack.append((op, True))
-        inputs = [t for t in op.inputs if t in producer]
-        for t in (inputs if reverse_inputs else reversed(inputs)):
-            if producer[t].index not in seen:
-                stack.append((producer[t], False))
-    return order
-
-
-def _greedy_memory(g: Graph) -> list[Op]:
-    """List scheduling: among the ready ops, the one that frees the most bytes
-    net of what it allocates (ties: the original order)."""
-    size = {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in g.tensors}
-    users: dict[int, set[int]] = {}
-    for op in g.ops:
-        for t in op.inputs:
-            users.setdefault(t, set()).add(op.index)
-    produced = {t for op in g.ops for t in op.outputs}
-    done: set[int] = set()
-    available = {t.index for t in g.tensors if t.is_const} | set(g.inputs)
-    order, pending = [], list(g.ops)
-    while pending:
-        ready = [op for op in pending if all(t < 0 or t in available or t not in produced for t in op.inputs)]
-
-        def gain(op):
-            freed = sum(size[t] for t in set(op.inputs) if t in produced and users[t] - done == {op.index}
-                        and t not in g.outputs)
-            alloc = 0 if op.kind == "RESHAPE" else sum(size[t] for t in op.outputs)
-            return freed - alloc
-
-        best = max(ready, key=lambda op: (gain(op), -op.index))
-        order.append(best)
-        pending.remove(best)
-        done.add(best.index)
-        available.update(best.outputs)
-    return order
+    """Reorder g.ops for the smallest arena, scratch included: the search of
+    convert/rewrites/schedule.py (`best_order`; the order as it is on a tie). The
+    order of independent ops changes no arithmetic; every op computes the same tensor."""
+    best, _ = best_order(_planning_graph(g, kernels))
+    g.ops = [g.ops[k] for k in best]
 
 
 # ---------------------------------------------------------------- C helpers

@@ -2,7 +2,8 @@
 
 TFLite-Micro runs the ops in file order and plans the arena from each tensor's
 first and last use, and the converter's order keeps tensors alive for longer
-than needed. Several topological orders are planned (convert/arena_plan.py,
+than needed. (aot/codegen.py orders its graph with the same `best_order`, its
+ops' scratch included.) Several topological orders are planned (convert/arena_plan.py,
 TFLite-Micro's greedy rule) and the smallest is kept, then improved by moving
 one op at a time; any topological order computes the same tensors.
 """
@@ -48,17 +49,24 @@ def schedule(mm: TfliteModel, rounds: int = 4) -> dict:
     first = None
     for _ in range(rounds):
         g = tflite_graph(mm)
-        candidates = orders(g)
-        sizes = [plan(g, o).total for o in candidates]
-        first = sizes[0] if first is None else first
-        best = _improve(g, candidates[sizes.index(min(sizes))])
+        best, listed = best_order(g)
+        first = listed if first is None else first
         mm.g.operators = [mm.g.operators[k] for k in best]
-        if plan(g, best).total >= sizes[0]:
+        if plan(g, best).total >= listed:
             break
     g = tflite_graph(mm)
     if not valid(g, list(range(len(g.kinds)))):
         raise RuntimeError("op order: an op before the producer of its input")
     return {"planned_bytes_converter_order": first, "planned_bytes": plan(g).total}
+
+
+def best_order(g: Graph) -> tuple[list[int], int]:
+    """(the order with the smallest plan, the plan's bytes for the ops as listed): the
+    smallest of `orders(g)` (the first on a tie, so the listed order when nothing is
+    smaller), then improved by moving one op at a time."""
+    candidates = orders(g)
+    sizes = [plan(g, o).total for o in candidates]
+    return _improve(g, candidates[sizes.index(min(sizes))]), sizes[0]
 
 
 def _postorder(g: Graph, producer: dict, children) -> list[int]:
