@@ -5,6 +5,10 @@
             -> check_ops.py -> parity.py, arena.py -> aot/artifact.py (the aot backend's C++ and plan,
                per kernel set), carray.py, manifest.py -> artifact dir (everything `embbert build` compiles)
 
+Every .tflite is read (and written) by tflite_model.py; optimize.py runs the
+rewrites of rewrites/, one per module; arena_plan.py is the one arena planner
+(TFLite-Micro's offline plan and the aot backend's arena).
+
 `pipeline.convert_run` ties the steps together; `embbert convert` calls it.
 """
 

@@ -1,4 +1,4 @@
-"""Read a .tflite flatbuffer and refuse what TFLite-Micro cannot run.
+"""Refuse what TFLite-Micro cannot run (the .tflite read by tflite_model.py).
 
 Refused, each with a message naming the op (and the PyTorch module it came
 from, read from the tensor names, which carry the ONNX node names):
@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from embbert.errors import UserError
+
+from .tflite_model import TfliteModel
 
 # Builtins that TFLite-Micro's AllOpsResolver registers (tflite-micro
 # all_ops_resolver / micro_mutable_op_resolver), restricted to what a text
@@ -63,40 +65,13 @@ class UnsupportedOp(UserError):
     """The int8 model holds something TFLite-Micro cannot run."""
 
 
-def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    return schema
-
-
 def read_model(data: bytes) -> ModelInfo:
-    schema = _schema()
-    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    model = schema.Model.GetRootAsModel(data, 0)
-    if model.SubgraphsLength() != 1:
-        raise UnsupportedOp(f"the model has {model.SubgraphsLength()} subgraphs; the firmware runs exactly one")
-    graph = model.Subgraphs(0)
-    tensors = []
-    for i in range(graph.TensorsLength()):
-        t = graph.Tensors(i)
-        tensors.append(TensorInfo(t.Name().decode(), type_names.get(t.Type(), str(t.Type())),
-                                  t.ShapeAsNumpy().tolist() if t.ShapeLength() else []))
-    ops = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        name = op_names.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            custom = (code.CustomCode() or b"").decode()
-            name = f"FLEX:{custom[4:]}" if custom.startswith("Flex") else f"CUSTOM:{custom}"
-        outs = [tensors[op.Outputs(j)].name for j in range(op.OutputsLength())]
-        ops.append(OpInfo(i, name, outs))
-    offsets = [i for i in range(model.BuffersLength()) if model.Buffers(i).Offset()]
-    return ModelInfo(ops, tensors, offsets,
-                     [graph.Inputs(i) for i in range(graph.InputsLength())],
-                     [graph.Outputs(i) for i in range(graph.OutputsLength())])
+    mm = TfliteModel(data)
+    if mm.subgraphs != 1:
+        raise UnsupportedOp(f"the model has {mm.subgraphs} subgraphs; the firmware runs exactly one")
+    tensors = [TensorInfo(mm.name(i), mm.dtype(i), mm.shape(i)) for i in range(len(mm.g.tensors))]
+    ops = [OpInfo(k, mm.kind(op), [tensors[int(t)].name for t in op.outputs]) for k, op in enumerate(mm.ops)]
+    return ModelInfo(ops, tensors, mm.offset_buffers(), mm.inputs, mm.outputs)
 
 
 _MODULE = re.compile(r"(blocks|layers|embed|head)[._/][\w./]*")

@@ -21,3 +21,12 @@ def run_cli(*args: str, check: bool = False, cwd=None) -> subprocess.CompletedPr
     if check and proc.returncode != 0:
         raise AssertionError(f"embbert {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def converter_graph(tmp_path_factory):
+    """converter_graph(family) -> (the converter's own int8 flatbuffer of a smoke model of that
+    family, before convert/optimize.py; 24 padded real sentences): tests/rewrite_graphs.py."""
+    from rewrite_graphs import converter_model
+
+    return lambda family: converter_model(family, tmp_path_factory)

@@ -135,21 +135,17 @@ def test_artifact_holds_the_aot_sources_with_their_hashes_and_memory(converted):
     assert summary["aot"] == json.loads((out / "manifest.json").read_text())["aot"]
 
 
-def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
+def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(converter_graph):
     """optimize.py on the converter's own flatbuffer: the same int8 logits on
     TFLite-Micro, fewer ops, a smaller planned arena (the offline plan with its
-    in-place ops included)."""
-    from embbert.convert import export, optimize, quantize, source
+    in-place ops included). Each rewrite alone: tests/test_rewrite_<name>.py."""
+    from embbert.convert import optimize
     from embbert.convert.arena import allocations
     from embbert.convert.check_ops import read_model
-    from embbert.convert.parity import padded, run_micro
-    from embbert.tokenizer import encode, load_tokenizer
+    from embbert.convert.parity import run_micro
+    from embbert.convert.tflite_model import TfliteModel
 
-    src = source.load_run(run_dir)
-    texts = [e.text for e in load_task("sms_spam", seed=0).test[:24]]
-    batch = [padded(s, 64) for s in encode(load_tokenizer(run_dir / "tokenizer.json"), texts, 64)]
-    export.to_onnx(export.exportable(src.model), 64, tmp_path / "m.onnx")
-    raw = quantize.quantize(quantize.onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "sm"), batch[:12])
+    raw, batch = converter_graph("embbert")
     new, report = optimize.optimize(raw)
     unplanned, _ = optimize.optimize(raw, offline_plan=False)
     room = 4 << 20
@@ -160,7 +156,7 @@ def test_graph_rewrites_keep_tflite_micro_logits_bit_for_bit(run_dir, tmp_path):
     before, after = read_model(raw).op_counts(), read_model(new).op_counts()
     assert {"LESS", "CAST", "CONV_2D"} <= set(before) and not {"LESS", "CAST", "CONV_2D"} & set(after)
     for model in (new, unplanned):  # every operator code is used (the tflm runner checks the codes it sees)
-        mm = optimize._Model(model)
+        mm = TfliteModel(model)
         assert sorted({op.opcodeIndex for op in mm.g.operators}) == list(range(len(mm.m.operatorCodes)))
     assert sum(after.values()) < sum(before.values())
     assert allocations(new, room)["head"] < allocations(raw, room)["head"]

@@ -8,74 +8,29 @@ kernels of firmware/src/backends/aot/kernels/<KERNELS>/ (the board's choice:
 TFLite-Micro's reference, or ours, bit-exact with it).
 
 - Weights are `static const` arrays (flash on a microcontroller).
-- Activations live in one static arena at offsets planned here from each
-  tensor's lifetime (greedy, largest first, 16-byte aligned), sized for n = L.
+- Activations live in one static arena at offsets planned from each tensor's
+  lifetime by convert/arena_plan.py (the planner of TFLite-Micro's offline plan
+  too; greedy, 16-byte aligned, in-place ops), sized for n = L, with each op's
+  scratch (`_scratch_bytes`).
 - Shapes are C expressions in n (graph.py), so Infer computes only the n real
   tokens; n = L is the full-length graph, op for op.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from .. import arena_plan
+from ..arena_plan import Buffer, align, plan
+from ..rewrites.schedule import best_order
 from . import quant
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
-ALIGN = 16
 _CTYPE = {"int8": "int8_t", "int32": "int32_t", "bool": "bool"}
 _SIZE = {"int8": 1, "int32": 4, "bool": 1}
 
 
 # ---------------------------------------------------------------- arena plan
-
-@dataclass
-class Buffer:
-    root: int  # tensor index owning the storage
-    size: int  # bytes at n = L
-    first: int  # op index that writes it (-1: the input)
-    last: int  # last op index that reads it
-    offset: int = -1
-
-
-# int8 kernels that may write over an input of the output's shape: each output
-# element depends on same-index input elements (and, for softmax, on its row's
-# max and sum, computed before any write), read before it is written.
-INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX")  # softmax: a row's max and sum are read first
-
-
-def _alias_roots(g: Graph) -> dict[int, int]:
-    """tensor -> the tensor whose storage it uses: RESHAPE outputs always; the
-    output of an INPLACE_OPS op when an input of the same shape dies there."""
-    last_use: dict[int, int] = {}
-    for k, op in enumerate(g.ops):
-        for t in op.inputs:
-            last_use[t] = k
-    for t in g.outputs:
-        last_use[t] = len(g.ops)
-    roots: dict[int, int] = {}
-
-    def root(t):
-        return roots.get(t, t)
-
-    def group_last(r):
-        return max(last_use.get(t, -1) for t in [r, *[k for k, v in roots.items() if v == r]])
-
-    for k, op in enumerate(g.ops):
-        out = op.outputs[0]
-        if op.kind == "RESHAPE" and not g.tensors[op.inputs[0]].is_const:
-            roots[out] = root(op.inputs[0])
-        elif op.kind in INPLACE_OPS and g.tensors[out].dtype == "int8":
-            for t in op.inputs:
-                tt = g.tensors[t]
-                if tt.is_const or t in g.inputs or tt.dtype != "int8" or tt.shape != g.tensors[out].shape:
-                    continue
-                if group_last(root(t)) == k:
-                    roots[out] = root(t)
-                    break
-    return roots
-
 
 # The kernels under the generated code (firmware/src/backends/aot/kernels/<name>/,
 # chosen per board: board.toml build.aot_kernels): TFLite-Micro's reference
@@ -91,7 +46,7 @@ def matmul_scratch_bytes(depth: int) -> int:
 def _transposed_rhs_bytes(g: Graph, op: Op) -> int:
     """BATCH_MATMUL without adj_y: the RHS transposed into scratch first (batch_matmul.cc)."""
     if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):
-        return _align(int(np.prod(g.tensors[op.inputs[1]].static_shape)))
+        return align(int(np.prod(g.tensors[op.inputs[1]].static_shape)))
     return 0
 
 
@@ -135,119 +90,30 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     return size
 
 
+def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
+    """What convert/arena_plan.py needs of g, sized for n = L, with each op's `_scratch_bytes`."""
+    live = [t for t in g.tensors if not t.is_const]
+    return arena_plan.Graph(
+        [op.kind for op in g.ops], [[t for t in op.inputs if t >= 0 and not g.tensors[t].is_const] for op in g.ops],
+        [list(op.outputs) for op in g.ops], {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in live},
+        {t.index: t.shape for t in live}, {t.index: t.dtype.upper() for t in live}, g.inputs, g.outputs,
+        [_scratch_bytes(g, op, kernels) for op in g.ops])
+
+
 def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
-    roots = _alias_roots(g)
-    bufs: dict[int, Buffer] = {}
-
-    def touch(t: int, k: int, write: bool):
-        if g.tensors[t].is_const:
-            return
-        r = roots.get(t, t)
-        if r not in bufs:
-            tt = g.tensors[r]
-            size = int(np.prod(tt.static_shape)) * _SIZE[tt.dtype]
-            bufs[r] = Buffer(r, size, k, k)
-        bufs[r].last = max(bufs[r].last, k)
-
-    touch(g.inputs[0], -1, True)
-    for k, op in enumerate(g.ops):
-        for t in op.inputs:
-            if t >= 0:
-                touch(t, k, False)
-        for t in op.outputs:
-            touch(t, k, True)
-    for t in g.outputs:
-        touch(t, len(g.ops), False)
-    scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op, kernels))}
-    everything = list(bufs.values()) + list(scratch.values())
-    placed: list[Buffer] = []
-    for b in sorted(everything, key=lambda b: (-b.size, b.first)):
-        live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
-        off = 0
-        for p in live:
-            if off + b.size <= p.offset:
-                break
-            off = max(off, _align(p.offset + p.size))
-        b.offset = off
-        placed.append(b)
-    total = _align(max((b.offset + b.size for b in placed), default=0))
-    return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
+    """The arena for g's ops in their order (convert/arena_plan.py, the planner of
+    TFLite-Micro's offline plan too), scratch included: (tensor -> its storage,
+    op index -> its scratch, arena bytes)."""
+    p = plan(_planning_graph(g, kernels))
+    return p.buffers, {g.ops[k].index: b for k, b in p.scratch.items()}, p.total
 
 
 def schedule(g: Graph, kernels: str = "reference") -> None:
-    """Reorder g.ops to shrink the arena: each op as late as possible (right
-    before its first consumer), kept only if the plan gets smaller. The order of
-    independent ops changes no arithmetic; every op computes the same tensor."""
-    candidates = [list(g.ops), _as_late_as_possible(g.ops), _greedy_memory(g), _depth_first(g, False),
-                  _depth_first(g, True)]
-    sizes = []
-    for order in candidates:
-        g.ops = order
-        sizes.append(plan_arena(g, kernels)[2])
-    g.ops = candidates[sizes.index(min(sizes))]  # first of the smallest: the original order on a tie
-
-
-def _as_late_as_possible(ops: list[Op]) -> list[Op]:
-    order: list[Op] = []
-    for op in reversed(ops):
-        consumers = [k for k, o in enumerate(order) if set(o.inputs) & set(op.outputs)]
-        order.insert(min(consumers) if consumers else len(order), op)
-    return order
-
-
-def _depth_first(g: Graph, reverse_inputs: bool) -> list[Op]:
-    """Post-order from the outputs: each input's whole branch before the next input's."""
-    producer = {t: op for op in g.ops for t in op.outputs}
-    seen: set[int] = set()
-    order: list[Op] = []
-    stack = [(producer[t], False) for t in reversed(g.outputs)]
-    while stack:
-        op, expanded = stack.pop()
-        if op.index in seen:
-            continue
-        if expanded:
-            seen.add(op.index)
-            order.append(op)
-            continue
-        stack.append((op, True))
-        inputs = [t for t in op.inputs if t in producer]
-        for t in (inputs if reverse_inputs else reversed(inputs)):
-            if producer[t].index not in seen:
-                stack.append((producer[t], False))
-    return order
-
-
-def _greedy_memory(g: Graph) -> list[Op]:
-    """List scheduling: among the ready ops, the one that frees the most bytes
-    net of what it allocates (ties: the original order)."""
-    size = {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in g.tensors}
-    users: dict[int, set[int]] = {}
-    for op in g.ops:
-        for t in op.inputs:
-            users.setdefault(t, set()).add(op.index)
-    produced = {t for op in g.ops for t in op.outputs}
-    done: set[int] = set()
-    available = {t.index for t in g.tensors if t.is_const} | set(g.inputs)
-    order, pending = [], list(g.ops)
-    while pending:
-        ready = [op for op in pending if all(t < 0 or t in available or t not in produced for t in op.inputs)]
-
-        def gain(op):
-            freed = sum(size[t] for t in set(op.inputs) if t in produced and users[t] - done == {op.index}
-                        and t not in g.outputs)
-            alloc = 0 if op.kind == "RESHAPE" else sum(size[t] for t in op.outputs)
-            return freed - alloc
-
-        best = max(ready, key=lambda op: (gain(op), -op.index))
-        order.append(best)
-        pending.remove(best)
-        done.add(best.index)
-        available.update(best.outputs)
-    return order
-
-
-def _align(x: int) -> int:
-    return (x + ALIGN - 1) // ALIGN * ALIGN
+    """Reorder g.ops for the smallest arena, scratch included: the search of
+    convert/rewrites/schedule.py (`best_order`; the order as it is on a tie). The
+    order of independent ops changes no arithmetic; every op computes the same tensor."""
+    best, _ = best_order(_planning_graph(g, kernels))
+    g.ops = [g.ops[k] for k in best]
 
 
 # ---------------------------------------------------------------- C helpers

@@ -19,6 +19,8 @@ import numpy as np
 
 from embbert.errors import UserError
 
+from ..tflite_model import TfliteModel
+
 Dim = tuple[int, int]  # a * n + b
 
 
@@ -78,40 +80,22 @@ class Graph:
 
 
 _DTYPES = {"INT8": "int8", "INT32": "int32", "BOOL": "bool"}
-_NP = {"int8": np.int8, "int32": np.int32, "bool": np.bool_}
 
 
 def read_graph(data: bytes) -> Graph:
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    if len(model.subgraphs) != 1:
-        raise AotUnsupported(f"{len(model.subgraphs)} subgraphs; the aot backend takes one")
-    g = model.subgraphs[0]
-    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    mm = TfliteModel(data)
+    if mm.subgraphs != 1:
+        raise AotUnsupported(f"{mm.subgraphs} subgraphs; the aot backend takes one")
     tensors = []
-    for i, t in enumerate(g.tensors):
-        tname = type_names[t.type]
-        if tname not in _DTYPES:
-            raise AotUnsupported(f"tensor {t.name.decode()} has type {tname}")
-        dtype = _DTYPES[tname]
-        shape = [int(x) for x in (t.shape if t.shape is not None else [])]
-        q = t.quantization
-        scale = [float(x) for x in q.scale] if q is not None and q.scale is not None else None
-        zp = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
-        buf = model.buffers[t.buffer]
-        arr = None
-        if buf.data is not None and len(buf.data):
-            arr = np.frombuffer(bytes(bytearray(buf.data)), dtype=_NP[dtype]).reshape(shape or ())
-        tensors.append(Tensor(i, t.name.decode(), dtype, shape, scale, zp, arr))
-    ops = []
-    for k, op in enumerate(g.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-        opts = {k2: v for k2, v in vars(op.builtinOptions).items()} if op.builtinOptions is not None else {}
-        ops.append(Op(k, kind, [int(x) for x in op.inputs], [int(x) for x in op.outputs], opts))
-    inputs, outputs = [int(x) for x in g.inputs], [int(x) for x in g.outputs]
+    for i in range(len(mm.g.tensors)):
+        if mm.dtype(i) not in _DTYPES:
+            raise AotUnsupported(f"tensor {mm.name(i)} has type {mm.dtype(i)}")
+        scale, zero_points = mm.quantization(i)
+        tensors.append(Tensor(i, mm.name(i), _DTYPES[mm.dtype(i)], mm.shape(i), scale,
+                              zero_points[0] if zero_points else 0, mm.const(i)))
+    ops = [Op(k, mm.kind(op), [int(x) for x in op.inputs], [int(x) for x in op.outputs], mm.options(op))
+           for k, op in enumerate(mm.ops)]
+    inputs, outputs = mm.inputs, mm.outputs
     if len(inputs) != 1 or tensors[inputs[0]].dtype != "int32" or len(tensors[inputs[0]].static_shape) != 2:
         raise AotUnsupported("the aot backend takes one int32 ids input of shape [1, L]")
     graph = Graph(tensors, ops, inputs, outputs, L=tensors[inputs[0]].static_shape[1])
