@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import fnmatch
-import functools
 import json
 import os
 import subprocess
@@ -295,13 +294,6 @@ def wall_s(row: dict) -> float:
     return own_wall_s(row) + sum(rc.get("job_wall_s", 0.0) for rc in row.get("reconversions", []))
 
 
-@functools.cache
-def _train_size(task: str) -> int:
-    from embbert.data import load_task
-
-    return len(load_task(task, seed=0).train)
-
-
 def _params(model: str) -> int:
     from embbert.memory import memory_report
     from embbert.presets import get_preset
@@ -327,29 +319,39 @@ def estimate(job: Job, done: dict, s: Setup) -> tuple[float, str]:
     paused job does not count), else scaled from the nearest ones, else a
     stated guess."""
     rows = [r for r in done.values() if r["kind"] == ("finetune" if job.kind == "reconvert" else job.kind)]
-    if job.kind == "pretrain":
-        alike = [r for r in rows if r["model"] == job.model] or rows
-        if not alike:
-            return GUESS_PRETRAIN_S_PER_STEP * job.steps, "guess"
-        ref = alike[0]
-        ratio, how = _cost_ratio(job.model, ref["model"], done) if ref["model"] != job.model else (1.0, "")
-        return ref["wall_time_s"] / ref["steps"] * job.steps * ratio, f"{ref['init']} per step" + (
-            f", scaled by {how}" if how else "")
-    if job.kind == "tfidf":
-        alike = [r for r in rows if r["task"] == job.task]
-        if alike:
-            return median([wall_s(r) for r in alike]), f"tfidf on {job.task}"
-        if job.task == "news20":
-            return GUESS_TFIDF_NEWS20_S, "guess: over 20 minutes niced"
-        return median([wall_s(r) for r in rows]) if rows else 60.0, "tfidf on other tasks" if rows else "guess"
-    if job.kind == "reconvert":
-        redone = [rc["job_wall_s"] for r in rows if r["task"] == job.task for rc in r.get("reconversions", [])
-                  if "job_wall_s" in rc]
-        if redone:
-            return median(redone), f"re-conversions on {job.task}"
-        r = done[job.row]
-        return r["job_wall_s"] - r["fp32"]["wall_time_s"], "the first conversion (its job time beyond training)"
-    # a fine-tune: its training, then the rest of the job (with or without a conversion)
+    return globals()[f"_estimate_{job.kind}"](job, rows, done, s)
+
+
+def _estimate_pretrain(job: Job, rows: list[dict], done: dict, s: Setup) -> tuple[float, str]:
+    alike = [r for r in rows if r["model"] == job.model] or rows
+    if not alike:
+        return GUESS_PRETRAIN_S_PER_STEP * job.steps, "guess"
+    ref = alike[0]
+    ratio, how = _cost_ratio(job.model, ref["model"], done) if ref["model"] != job.model else (1.0, "")
+    return ref["wall_time_s"] / ref["steps"] * job.steps * ratio, f"{ref['init']} per step" + (
+        f", scaled by {how}" if how else "")
+
+
+def _estimate_tfidf(job: Job, rows: list[dict], done: dict, s: Setup) -> tuple[float, str]:
+    alike = [r for r in rows if r["task"] == job.task]
+    if alike:
+        return median([wall_s(r) for r in alike]), f"tfidf on {job.task}"
+    if job.task == "news20":
+        return GUESS_TFIDF_NEWS20_S, "guess: over 20 minutes niced"
+    return (median([wall_s(r) for r in rows]), "tfidf on other tasks") if rows else (60.0, "guess")
+
+
+def _estimate_reconvert(job: Job, rows: list[dict], done: dict, s: Setup) -> tuple[float, str]:
+    redone = [rc["job_wall_s"] for r in rows if r["task"] == job.task for rc in r.get("reconversions", [])
+              if "job_wall_s" in rc]
+    if redone:
+        return median(redone), f"re-conversions on {job.task}"
+    r = done[job.row]
+    return r["job_wall_s"] - r["fp32"]["wall_time_s"], "the first conversion (its job time beyond training)"
+
+
+def _estimate_finetune(job: Job, rows: list[dict], done: dict, s: Setup) -> tuple[float, str]:
+    """Its training, then the rest of the job (with or without a conversion)."""
     on_task = [r for r in rows if r["task"] == job.task]
     same = [r for r in on_task if r["model"] == job.model]
     if same:
@@ -359,20 +361,29 @@ def estimate(job: Job, done: dict, s: Setup) -> tuple[float, str]:
         ratio, scaled = _cost_ratio(job.model, ref, done)
         train = ratio * median([r["fp32"]["wall_time_s"] for r in on_task if r["model"] == ref])
         how = f"{ref} on {job.task}, scaled by {scaled}"
-    elif rows:  # a task not trained yet: its steps at the seconds per step of another task
-        mine = [r for r in rows if r["model"] == job.model] or [r for r in rows if r["model"] == rows[0]["model"]]
-        ratio, scaled = _cost_ratio(job.model, mine[0]["model"], done) if mine[0]["model"] != job.model else (1.0, "")
-        plan = mine[0]["plan"]
-        n = min(_train_size(job.task), plan["limit"] or 1 << 62)
-        steps = -(-n // plan["batch_size"]) * s.epochs.get(job.task, plan["epochs"])
-        train = ratio * median([r["fp32"]["wall_time_s"] / r["fp32"]["steps"] for r in mine]) * steps
-        how = f"guess: {steps} steps at {mine[0]['model']}'s s/step on other tasks" + (
-            f", scaled by {scaled}" if scaled else "")
+    elif rows:
+        train, how = _train_on_a_new_task(job, rows, done, s)
     else:
         train, how = GUESS_FINETUNE_S, "guess"
     alike = [r for r in rows if ("int8" in r) == job.convert]
     extra = [r["job_wall_s"] - r["fp32"]["wall_time_s"] for r in [r for r in alike if r["task"] == job.task] or alike]
     return train + (median(extra) if extra else GUESS_JOB_OVERHEAD_S), how
+
+
+def _train_on_a_new_task(job: Job, rows: list[dict], done: dict, s: Setup) -> tuple[float, str]:
+    """A task the study has not trained on yet: bench/accuracy.py's EmbBERT
+    fine-tune time on it (an earlier run on this machine), times how much
+    slower or quicker the study's fine-tunes ran on the tasks both have."""
+    path = RESULTS / "accuracy.json"
+    bench = {r["task"]: r["finetune_wall_time_s"] for r in json.loads(path.read_text())["rows"]} if path.exists() else {}
+    mine = [r for r in rows if r["model"] == job.model and r["task"] in bench]
+    ref = mine or [r for r in rows if r["model"] == s.model and r["task"] in bench]
+    if job.task not in bench or not ref:
+        return GUESS_FINETUNE_S, "guess"
+    ratio, scaled = (1.0, "") if mine else _cost_ratio(job.model, s.model, done)
+    factor = median([r["fp32"]["wall_time_s"] / bench[r["task"]] for r in ref])
+    how = "guess: bench/results/accuracy.json's time on the task, scaled by the study's on the others"
+    return ratio * factor * bench[job.task], how + (f" and by {scaled}" if scaled else "")
 
 
 # ---------------------------------------------------------------- running
