@@ -7,11 +7,13 @@ constants below, with their source.
 
 from __future__ import annotations
 
+import fnmatch
 import statistics
 import time
 from pathlib import Path
 
-from reproduce import ALL_TASKS, MAX_VAL_LOSS, MIN_AGREEMENT, Setup, choose_quant_noise, jobs, pretrain_name, sweep_rows
+from reproduce import (MAX_VAL_LOSS, MIN_AGREEMENT, Setup, choose_quant_noise, graph_version, jobs,
+                       own_wall_s, pretrain_name, remaining, stale, sweep_rows, wall_s)
 
 # Bianchi et al., EmbBERT (figures as collected in the team's notes): TinyNLP
 # average accuracy, fp32 and 8-bit, and the memory the paper gives for each.
@@ -23,6 +25,18 @@ MISSING = "not yet measured"
 
 def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
+
+
+def int8_now(r: dict, key: str = "int8") -> dict:
+    """A row's int8 figures (`int8` on test, `int8_val` on validation) at the current graph; {} if none or stale."""
+    return {} if stale(r) else r.get(key, {})
+
+
+def int8_before(r: dict) -> dict | None:
+    """The figures of an earlier int8 graph: a stale row's own, or those a re-conversion replaced."""
+    if stale(r):
+        return {"graph_version": r.get("graph_version", 1), "int8": r["int8"], "int8_val": r.get("int8_val", {})}
+    return r.get("int8_superseded")
 
 
 def mean_std(xs: list[float]) -> str:
@@ -55,7 +69,7 @@ class Results:
     def acc(self, runs: list[dict], precision: str) -> list[float]:
         if precision == "fp32":
             return [r["fp32"]["test_accuracy"] for r in runs]
-        return [r["int8"]["accuracy_micro"] for r in runs if "accuracy_micro" in r.get("int8", {})]
+        return [int8_now(r)["accuracy_micro"] for r in runs if "accuracy_micro" in int8_now(r)]
 
     def average(self, model: str, precision: str, init: str | None = "1x", tasks=None) -> float | None:
         """Mean over the four tasks of the per-task mean over seeds; None unless all four are there."""
@@ -109,13 +123,13 @@ def accuracy_table(res: Results, rows: list[tuple[str, str | None]], tasks: tupl
             if average:
                 cells.append(pct(res.average(model, precision, init)))
             if memory:
-                measured = [r["int8"]["total_bytes"] for t in tasks for r in res.runs(model, t, init)
-                            if "total_bytes" in r.get("int8", {})]
+                measured = [int8_now(r)["total_bytes"] for t in tasks for r in res.runs(model, t, init)
+                            if "total_bytes" in int8_now(r)]
                 cells += [f"{mem.total_bytes_fp32 / 1e6:.3f} MB", f"{mem.total_bytes_int8 / 1e3:.0f} kB",
                           f"{max(measured) / 1e3:.0f} kB" if measured else "–"]
                 if precision == "int8":
                     cells[-3] = cells[-2] = ""
-                    errors = {r["int8"]["error"] for t in tasks for r in res.runs(model, t, init) if "error" in r.get("int8", {})}
+                    errors = {int8_now(r)["error"] for t in tasks for r in res.runs(model, t, init) if "error" in int8_now(r)}
                     if errors:
                         cells[-1] = "does not convert: " + "; ".join(sorted(errors))[:200]
             lines.append("| " + " | ".join(cells) + " |")
@@ -143,22 +157,30 @@ def sweep_section(res: Results) -> list[str]:
 
 
 def sweep_table(res: Results) -> list[str]:
-    out = ["Every sweep run (validation and test; fp32 = PyTorch, int8 = host TFLite-Micro):", "",
-           "| task | noise | val fp32 | val int8 | val agreement | test fp32 | test int8 | test agreement | fine-tune s |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    now = graph_version()
+    out = [f"Every sweep run (validation and test; fp32 = PyTorch, int8 = host TFLite-Micro). The int8 figures are "
+           f"those of the current int8 graph (version {now}); the last two columns are the same model's validation "
+           "figures with an earlier graph (its version in brackets), where it was converted with one: the trained "
+           "model is the same, only its conversion was re-run.", "",
+           f"| task | noise | val fp32 | val int8 | val agreement | test fp32 | test int8 | test agreement | fine-tune s "
+           "| val int8, earlier graph | val agreement, earlier graph |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in res.s.all_tasks:
         for q in res.s.noise_levels:
-            rs = res.runs(res.e, task, "1x", q)
-            rs = [r for r in rs if r["seed"] == 0]
+            rs = [r for r in res.runs(res.e, task, "1x", q) if r["seed"] == 0]
             if not rs:
-                out.append(f"| {task} | {q:g} | {MISSING} | | | | | | |")
+                out.append(f"| {task} | {q:g} | {MISSING} | | | | | | | | |")
                 continue
             r = rs[0]
-            v, t = r.get("int8_val", {}), r.get("int8", {})
-            out.append(f"| {task} | {q:g} | {pct(v.get('accuracy_float'))} | {pct(v.get('accuracy_micro'))} | "
+            v, t = int8_now(r, "int8_val"), int8_now(r)
+            before = int8_before(r)
+            old, tag = (before["int8_val"], f" (v{before['graph_version']})") if before else ({}, "")
+            out.append(f"| {task} | {q:g} | {pct(v.get('accuracy_float', r['fp32']['val_accuracy']))} | "
+                       f"{'awaits re-conversion' if stale(r) else pct(v.get('accuracy_micro'))} | "
                        f"{pct(v.get('agreement_micro'))} | {pct(r['fp32']['test_accuracy'])} | "
                        f"{pct(t.get('accuracy_micro'))} | {pct(t.get('agreement_micro'))} | "
-                       f"{r['fp32']['wall_time_s']:.0f} |")
+                       f"{r['fp32']['wall_time_s']:.0f} | {pct(old.get('accuracy_micro'))}{tag} | "
+                       f"{pct(old.get('agreement_micro'))}{tag} |")
     return out
 
 
@@ -291,11 +313,50 @@ def claims(res: Results) -> list[str]:
     return out
 
 
-def wall_time(done: dict) -> float:
-    """Seconds of this machine the finished jobs took (a pretraining adopted
-    from outside the study counts its own training time)."""
-    return sum(max(r.get("job_wall_s", 0.0), r.get("wall_time_s", 0.0) if r["kind"] == "pretrain" else 0.0)
-               for r in done.values())
+def _span(done: dict) -> tuple[str, str] | None:
+    """When the first job started and the last one ended, by the JSONs' dates (written as each job ended)."""
+    import datetime as dt
+
+    starts, ends = [], []
+    for r in done.values():
+        jobs_of_row = [(r, own_wall_s(r)), *((rc, rc.get("job_wall_s", 0.0)) for rc in r.get("reconversions", []))]
+        for job, wall in jobs_of_row:
+            if "machine" in job:
+                end = dt.datetime.strptime(job["machine"]["date"], "%Y-%m-%d %H:%M:%S")
+                starts.append(end - dt.timedelta(seconds=wall))
+                ends.append(end)
+    return (min(starts).strftime("%Y-%m-%d %H:%M"), max(ends).strftime("%Y-%m-%d %H:%M")) if ends else None
+
+
+def time_section(done: dict, s: Setup) -> list[str]:
+    """The study's wall time so far, what remains (estimated), and what was cut."""
+    rows = list(done.values())
+    redone = [rc for r in rows for rc in r.get("reconversions", [])]
+    at_once = sorted({r.get("jobs_at_once", 1) for r in rows} | {rc.get("jobs_at_once", 1) for rc in redone})
+    span = _span(done)
+    left = remaining(s, done)
+    todo = [(j, state, secs) for j, state, secs, _ in left if state != "cut"]
+    waits = [secs for _, state, secs in todo if state == "waits"]
+    cut = [(j, secs) for j, state, secs, _ in left if state == "cut"]
+    out = [f"**Machine time so far:** {sum(wall_s(r) for r in rows) / 3600:.2f} h, the sum of the wall times of the "
+           f"{len(rows)} finished jobs" + (f" (re-conversions included: {len(redone)})" if redone else "")
+           + (f", from {span[0]} to {span[1]} (machine clock)" if span else "")
+           + f"; jobs at once: {', '.join(map(str, at_once)) if rows else '–'} (each job one torch thread, niced, on a "
+           "2-core machine shared with other work).", "",
+           f"**What remains:** {len(todo)} jobs, about {sum(secs for _, _, secs in todo) / 3600:.1f} h of job time"
+           + (f", {len(waits)} of them ({sum(waits) / 3600:.1f} h) planned once the quant-noise level is chosen "
+              "(estimated at the current default)" if waits else "")
+           + ". Each estimate comes from the finished jobs of the same kind, model and task, else is scaled from "
+           "the nearest ones or a stated guess; `python bench/reproduce.py --plan` lists them.", "",
+           "**What was cut:** " + ("nothing so far." if not s.cuts else "")]
+    for pattern, why in s.cuts.items():
+        gone = [secs for j, secs in cut if fnmatch.fnmatchcase(j.name, pattern)]
+        out.append(f"- `{pattern}` ({len(gone)} jobs, about {sum(gone) / 3600:.1f} h): {why}")
+    names = [j.name for j, state, _ in todo if state == "todo"]
+    out += ["", ("Not run yet: " + ", ".join(f"`{n}`" for n in names[:40]) + (" ..." if len(names) > 40 else "")
+                 + (f"; and the {len(waits)} jobs planned once the level is chosen" if waits else "") + ".")
+            if todo else "Every planned job has run."]
+    return out
 
 
 def write_report(done: dict, s: Setup, doc: Path) -> Path:
@@ -309,12 +370,12 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
         "",
         f"Generated by `python bench/reproduce.py --report` from the {len(done)} result JSONs of "
         "`bench/results/reproduce/` (one per job); nothing here is typed by hand. Study: `bench/reproduce.py` "
-        f"(preset `{s.preset}`), one job at a time, one torch thread, niced, on a 2-core machine shared with other work.",
+        f"(preset `{s.preset}`); its wall time, what remains and what was cut: the last section.",
         "",
         f"**Progress:** {len(finished)} of the {len(planned)} jobs planned so far have run"
         + ("" if res.qn is not None else " (the main table, baselines, ablation, scaling and budget jobs are planned "
            "once the quant-noise sweep has chosen the level)")
-        + f"; machine time so far {wall_time(done) / 3600:.2f} h. Last generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        + f". Last generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "Tasks: the five of README \"Data\" (train/val/test splits of real data shipped in PyPI packages), not the "
         "paper's TinyNLP or GLUE, so the paper's figures are a reference, not a target. news20 is fine-tuned for "
@@ -374,8 +435,6 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
               else f"Pretraining-budget curve: {MISSING}.", "", "## The claims", ""]
     for para in claims(res):
         lines += [para, ""]
-    cut = [j.name for j in planned if j.name not in done]
-    lines += ["## Not run yet", "", (f"{len(cut)} planned jobs have not run: " + ", ".join(f"`{n}`" for n in cut[:40])
-              + (" ..." if len(cut) > 40 else "") + ".") if cut else "Every planned job has run.", ""]
+    lines += ["## Wall time, what remains, what was cut", "", *time_section(done, s), ""]
     doc.write_text("\n".join(lines))
     return doc

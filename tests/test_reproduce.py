@@ -1,9 +1,13 @@
-"""bench/reproduce.py: the study's machinery (every stage once, tiny), its resume, its report, its noise rule."""
+"""bench/reproduce.py: the study's machinery (every stage once, tiny), its resume, its re-conversions, its jobs at
+once, its report, its estimates, its noise rule."""
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,37 +15,66 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
-from reproduce import choose_quant_noise, setup  # noqa: E402
+from reproduce import all_jobs, choose_quant_noise, estimate, graph_version, jobs, setup  # noqa: E402
+
+# The smoke study puts embbert-nano in EmbBERT's place (the quickest conversion) and embbert-tiny in scaling.
+SMOKE_ROWS = {
+    "pretrain-embbert-nano-1x", "pretrain-bert-2mb-1x", "pretrain-embbert-tiny-1x", "pretrain-embbert-nano-3x",
+    "tfidf-sms_spam-s0",
+    "ft-embbert-nano-1x-sms_spam-s0-qn0", "ft-embbert-nano-1x-sms_spam-s0-qn24",  # the sweep
+    "ft-bert-2mb-1x-sms_spam-s0-qn24",  # a baseline, from its own pretraining
+    "ft-embbert-nano-scratch-sms_spam-s0-qn24",  # the ablation without pretraining
+    "ft-embbert-tiny-1x-sms_spam-s0-qn24",  # scaling
+    "ft-embbert-nano-3x-sms_spam-s0-qn24",  # the pretraining budget
+}
+CONVERTED = "ft-embbert-nano-1x-sms_spam-s0-qn0"  # the smoke study's one conversion: the first of the sweep
 
 
-def _study(tmp_path, *args):
-    cmd = [sys.executable, str(BENCH / "reproduce.py"), "--preset", "smoke", "--work", str(tmp_path / "work"),
+def _study(tmp_path, *args, work=None):
+    cmd = [sys.executable, str(BENCH / "reproduce.py"), "--preset", "smoke", "--work", str(work or tmp_path / "work"),
            "--results", str(tmp_path / "results"), "--doc", str(tmp_path / "doc" / "results.md"), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def test_smoke_study_every_stage_once_then_resumes_and_reports(tmp_path):
-    proc = _study(tmp_path)
+def _rows(tmp_path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+
+
+def _shape(x):
+    """A JSON value's structure: keys all the way down, the type of each leaf (a number is a number)."""
+    if isinstance(x, dict):
+        return {k: _shape(v) for k, v in x.items()}
+    return "number" if isinstance(x, (int, float)) and not isinstance(x, bool) else type(x).__name__
+
+
+def _started(stderr: str) -> list[str]:
+    """The jobs a study started, from its progress lines ("[time] STAGE: NAME (...)")."""
+    return re.findall(r"^\[[\d:]+\] \w+: (\S+) \(", stderr, re.M)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """The smoke study, one job at a time (the default), and the shape of each row as it was written."""
+    path = tmp_path_factory.mktemp("serial")
+    proc = _study(path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
-    # The smoke study puts embbert-nano in EmbBERT's place (the quickest conversion) and embbert-tiny in scaling.
-    assert set(rows) == {
-        "pretrain-embbert-nano-1x", "pretrain-bert-2mb-1x", "pretrain-embbert-tiny-1x", "pretrain-embbert-nano-3x",
-        "tfidf-sms_spam-s0",
-        "ft-embbert-nano-1x-sms_spam-s0-qn0", "ft-embbert-nano-1x-sms_spam-s0-qn24",  # the sweep
-        "ft-bert-2mb-1x-sms_spam-s0-qn24",  # a baseline, from its own pretraining
-        "ft-embbert-nano-scratch-sms_spam-s0-qn24",  # the ablation without pretraining
-        "ft-embbert-tiny-1x-sms_spam-s0-qn24",  # scaling
-        "ft-embbert-nano-3x-sms_spam-s0-qn24",  # the pretraining budget
-    }
+    return path, proc, {name: _shape(row) for name, row in _rows(path).items()}
+
+
+def test_smoke_study_every_stage_once_then_resumes_and_reports(serial):
+    tmp_path, proc, _ = serial
+    rows = _rows(tmp_path)
+    assert set(rows) == SMOKE_ROWS
+    assert sorted(_started(proc.stderr)) == sorted(SMOKE_ROWS)  # each job once
     # One pretraining shared by its fine-tunes, at the same token budget for every model; 3x is three times it.
     budgets = {n: r["token_budget"] for n, r in rows.items() if r["kind"] == "pretrain"}
     assert budgets["pretrain-embbert-nano-3x"] == 3 * budgets["pretrain-embbert-nano-1x"] == 3 * budgets["pretrain-bert-2mb-1x"]
     assert rows["ft-embbert-nano-1x-sms_spam-s0-qn24"]["init"] == "embbert-nano-1x"
     assert rows["pretrain-embbert-nano-1x"]["shipped"] is None  # the smoke study never ships into the package
-    # Exactly one conversion (smoke), with parity on test and on validation, both on host TFLite-Micro.
+    # Exactly one conversion (smoke), with parity on test and on validation, both on host TFLite-Micro,
+    # stamped with the int8 graph it was made with.
     converted = [r for r in rows.values() if "int8" in r]
-    assert len(converted) == 1
+    assert [r["name"] for r in converted] == [CONVERTED] and converted[0]["graph_version"] == graph_version()
     int8, val = converted[0]["int8"], converted[0]["int8_val"]
     assert int8["test_sentences"] == 20 and val["split"] == "val" and val["test_sentences"] == 20
     assert 0 <= val["agreement_micro"] <= 1 and int8["flash_bytes"] > 100_000
@@ -61,6 +94,85 @@ def test_smoke_study_every_stage_once_then_resumes_and_reports(tmp_path):
         assert heading in text
     assert "not yet measured" in text  # the smoke study has no rt_reviews, no mamba-2mb, ...
     assert (tmp_path / "doc" / "results-memory.png").stat().st_size > 1000
+    assert "**What was cut:** nothing so far." in text and "Every planned job has run." in text
+    hours = float(re.search(r"\*\*Machine time so far:\*\* ([\d.]+) h", text)[1])
+    assert hours == pytest.approx(sum(r["job_wall_s"] for r in rows.values()) / 3600, abs=0.006)
+
+
+def test_a_stale_conversion_is_redone_without_retraining_and_the_choice_waits_for_it(serial):
+    """A row converted with an older int8 graph: only its conversion is re-run, before anything that
+    depends on the noise choice, and the row keeps the figures it replaces."""
+    tmp_path = serial[0]
+    path = tmp_path / "results" / f"{CONVERTED}.json"
+    row = json.loads(path.read_text())
+    older = graph_version() - 1
+    path.write_text(json.dumps({**row, "graph_version": older}))
+    budget = "ft-embbert-nano-3x-sms_spam-s0-qn24"  # after the choice: waits for the re-conversion
+    (tmp_path / "results" / f"{budget}.json").unlink()
+    run_dir = Path(row["run_dir"])
+    trained = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+
+    plan = _study(tmp_path, "--plan")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert re.search(rf"^todo .* reconvert-{CONVERTED} ", plan.stdout, re.M), plan.stdout
+    assert re.search(rf"^waits .* {budget} ", plan.stdout, re.M)
+    assert "wait for their re-conversion" in plan.stdout and re.search(r"^left: 2 jobs, about", plan.stdout, re.M)
+
+    proc = _study(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert _started(proc.stderr) == [f"reconvert-{CONVERTED}", budget]
+    new = json.loads(path.read_text())
+    assert new["graph_version"] == graph_version()
+    assert new["int8_superseded"] == {"graph_version": older, "int8": row["int8"], "int8_val": row["int8_val"]}
+    assert new["int8"]["test_sentences"] == 20 and new["int8_val"]["split"] == "val"
+    assert new["int8"]["wall_time_s"] != row["int8"]["wall_time_s"]  # converted again, not copied
+    assert [rc["graph_version"] for rc in new["reconversions"]] == [graph_version()]
+    assert new["reconversions"][0]["job_wall_s"] > 0
+    # The training is untouched: its figures, its job time, its run dir.
+    assert {k: new[k] for k in ("fp32", "job_wall_s", "machine")} == {k: row[k] for k in ("fp32", "job_wall_s", "machine")}
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == trained
+
+    report = _study(tmp_path, "--report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    text = (tmp_path / "doc" / "results.md").read_text()
+    assert f"(v{older})" in text and "(re-conversions included: 1)" in text
+
+
+def test_two_jobs_at_once_run_each_job_once_with_the_same_rows(serial, tmp_path):
+    # On the serial study's run dirs, into new results: every job runs again and adopts its finished
+    # training (the conversion runs again), so the order and the waits are the real ones, quickly.
+    work = serial[0] / "work"
+    proc = _study(tmp_path, "--jobs", "2", work=work)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert sorted(_started(proc.stderr)) == sorted(SMOKE_ROWS)
+    rows = _rows(tmp_path)
+    assert {name: _shape(row) for name, row in rows.items()} == serial[2]
+    assert {r["jobs_at_once"] for r in rows.values()} == {2}
+    assert [r["name"] for r in rows.values() if "int8" in r] == [CONVERTED]  # the plan says which run converts
+
+    # One child crashes: nothing new starts, the job already running finishes, the study names the failure.
+    for name in ("ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-nano-scratch-sms_spam-s0-qn24",
+                 "ft-embbert-tiny-1x-sms_spam-s0-qn24", "ft-embbert-nano-3x-sms_spam-s0-qn24"):
+        (tmp_path / "results" / f"{name}.json").unlink()
+    metrics = work / "finetune" / "bert-2mb-1x-sms_spam-s0-qn24" / "metrics.json"
+    kept = metrics.read_text()
+    metrics.write_text("broken")
+    shutil.rmtree(work / "finetune" / "embbert-nano-scratch-sms_spam-s0-qn24")  # trains again: still running
+    try:
+        proc = _study(tmp_path, "--jobs", "2", work=work)
+    finally:
+        metrics.write_text(kept)
+    assert proc.returncode != 0
+    assert "job(s) failed: ft-bert-2mb-1x-sms_spam-s0-qn24;" in proc.stderr
+    assert _started(proc.stderr) == ["ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-nano-scratch-sms_spam-s0-qn24"]
+    assert set(_rows(tmp_path)) == SMOKE_ROWS - {"ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-tiny-1x-sms_spam-s0-qn24",
+                                                 "ft-embbert-nano-3x-sms_spam-s0-qn24"}
+
+
+def test_bad_jobs_count_is_refused_before_anything_runs(tmp_path):
+    proc = _study(tmp_path, "--jobs", "0")
+    assert proc.returncode == 2 and "--jobs" in proc.stderr.splitlines()[-1]
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
 
 
 def test_a_second_study_on_the_same_work_folder_is_refused(tmp_path):
@@ -75,8 +187,10 @@ def test_a_second_study_on_the_same_work_folder_is_refused(tmp_path):
 
 
 def _sweep(figures):
-    """Sweep rows from {(task, level): (val float, val int8, agreement)}."""
-    return [{"task": t, "quant_noise": q, "int8_val": {"accuracy_float": f, "accuracy_micro": i, "agreement_micro": a}}
+    """Sweep rows, converted with today's int8 graph, from {(task, level): (val float, val int8, agreement)}."""
+    return [{"name": f"ft-embbert-1x-{t}-s0-qn{q:g}", "kind": "finetune", "stage": "sweep", "model": "embbert",
+             "init": "embbert-1x", "seed": 0, "task": t, "quant_noise": q, "graph_version": graph_version(),
+             "int8": {"agreement_micro": a}, "int8_val": {"accuracy_float": f, "accuracy_micro": i, "agreement_micro": a}}
             for (t, q), (f, i, a) in figures.items()]
 
 
@@ -114,3 +228,43 @@ def test_noise_rule_compromise_when_no_level_passes():
     c = choose_quant_noise(rows, s)
     assert c["rule"] == "compromise" and c["level"] == 8.0
     assert c["levels"][8.0]["shortfall_points"] == pytest.approx(1.5)
+
+
+def test_noise_rule_waits_for_stale_conversions_and_so_does_the_plan():
+    s, rows = _paper_sweep()
+    assert choose_quant_noise(rows, s)["level"] is not None
+    rows[3] = {**rows[3], "graph_version": graph_version() - 1}
+    c = choose_quant_noise(rows, s)
+    assert c["level"] is None and "1 sweep runs wait for their re-conversion" in c["why"]
+    plan = [j.name for j in jobs(s, {r["name"]: r for r in rows})]
+    # the re-conversion right after the sweep's training jobs, nothing after the choice
+    assert plan[plan.index(f"reconvert-{rows[3]['name']}") - 1] == "ft-embbert-1x-news20-s0-qn24"
+    assert not any("-s1-" in n or n.startswith("pretrain-bert") for n in plan)
+
+
+def test_cut_jobs_leave_the_plan():
+    s, rows = _paper_sweep()
+    done = {r["name"]: r for r in rows}
+    cut = replace(s, cuts={"*embbert-medium-*": "beyond the budget"})
+    medium = [j.name for j in all_jobs(s, done) if "embbert-medium" in j.name]
+    assert len(medium) == 5  # its pretraining and four fine-tunes
+    assert not set(medium) & {j.name for j in jobs(cut, done)}
+    assert set(medium) < {j.name for j in jobs(s, done)}
+
+
+def test_estimates_come_from_jobs_alike_else_say_they_guess():
+    s = setup("paper")
+    ft = {"kind": "finetune", "model": "embbert", "task": "sms_spam", "init": "embbert-1x", "stage": "sweep"}
+    done = {f"r{i}": {**ft, "name": f"r{i}", "job_wall_s": w, "fp32": {"wall_time_s": w - 100, "steps": 1290},
+                      "plan": {"batch_size": 32, "epochs": 10, "limit": None}, "int8": {}}
+            for i, w in enumerate((300.0, 310.0, 2000.0))}  # one paused job: the median ignores it
+    job = next(j for j in all_jobs(s, {}, level_if_unchosen=8.0) if j.name == "ft-embbert-1x-sms_spam-s1-qn8")
+    secs, how = estimate(job, done, s)
+    assert secs == pytest.approx(310.0) and how == "embbert on sms_spam"
+    # A task not trained yet: bench/accuracy.py's time on it, scaled as the study's runs compare on the others.
+    bench = {r["task"]: r["finetune_wall_time_s"] for r in json.loads((BENCH / "results" / "accuracy.json").read_text())["rows"]}
+    other = next(j for j in all_jobs(s, {}, level_if_unchosen=8.0) if j.name == "ft-embbert-1x-rt_reviews-s1-qn8")
+    secs, how = estimate(other, done, s)
+    assert secs == pytest.approx(210 / bench["sms_spam"] * bench["rt_reviews"] + 100) and how.startswith("guess")
+    secs, how = estimate(next(j for j in all_jobs(s, {}) if j.name == "tfidf-news20-s0"), {}, s)
+    assert how.startswith("guess") and secs > 0
