@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import quant
+from . import attention, quant
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
 ALIGN = 16
@@ -66,8 +66,8 @@ def _alias_roots(g: Graph) -> dict[int, int]:
         out = op.outputs[0]
         if op.kind == "RESHAPE" and not g.tensors[op.inputs[0]].is_const:
             roots[out] = root(op.inputs[0])
-        elif op.kind in INPLACE_OPS and g.tensors[out].dtype == "int8":
-            for t in op.inputs:
+        elif (op.kind in INPLACE_OPS or op.kind == attention.KIND) and g.tensors[out].dtype == "int8":
+            for t in attention.inplace_inputs(op) if op.kind == attention.KIND else op.inputs:
                 tt = g.tensors[t]
                 if tt.is_const or t in g.inputs or tt.dtype != "int8" or tt.shape != g.tensors[out].shape:
                     continue
@@ -127,6 +127,8 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
     if op.kind in ("MEAN", "SUM"):
         return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    if op.kind == attention.KIND:
+        return attention.scratch_bytes(g, op, kernels)
     size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
         size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
@@ -160,18 +162,39 @@ def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer],
         touch(t, len(g.ops), False)
     scratch = {op.index: Buffer(-1, s, k, k) for k, op in enumerate(g.ops) if (s := _scratch_bytes(g, op, kernels))}
     everything = list(bufs.values()) + list(scratch.values())
-    placed: list[Buffer] = []
-    for b in sorted(everything, key=lambda b: (-b.size, b.first)):
-        live = sorted((p for p in placed if p.first <= b.last and b.first <= p.last), key=lambda p: p.offset)
-        off = 0
-        for p in live:
-            if off + b.size <= p.offset:
-                break
-            off = max(off, _align(p.offset + p.size))
+    largest = max((b.size for b in everything), default=0)
+    slots = ([b.size for b in everything], [largest if 8 * b.size >= 7 * largest else b.size for b in everything])
+    total, offsets = min((_place(everything, size, key) for size in slots for key in _PLACEMENT_ORDERS),
+                         key=lambda plan: plan[0])
+    for b, off in zip(everything, offsets):
         b.offset = off
-        placed.append(b)
-    total = _align(max((b.offset + b.size for b in placed), default=0))
     return {t: bufs[roots.get(t, t)] for t in set(roots) | set(bufs)}, scratch, total
+
+
+# Orders in which to place buffers (by slot size, first and last op), each at the
+# lowest offset free over its whole lifetime; the plan keeps the smallest arena.
+# Largest first; longest-lived first; earliest first. Each with the buffers'
+# own sizes as slots, and with those within 1/8 of the largest placed as if they
+# were the largest: equal slots, which first-fit packs well.
+_PLACEMENT_ORDERS = (lambda size, b: (-size, b.first), lambda size, b: (b.first - b.last, -size),
+                     lambda size, b: (b.first, -size))
+
+
+def _place(buffers: list[Buffer], size: list[int], key) -> tuple[int, list[int]]:
+    """(arena bytes, the buffers' offsets), placing them in the order of key, each
+    in size[i] bytes."""
+    offset: dict[int, int] = {}  # index in buffers -> offset
+    for i in sorted(range(len(buffers)), key=lambda i: key(size[i], buffers[i])):
+        b = buffers[i]
+        live = sorted((offset[j], size[j]) for j in offset if buffers[j].first <= b.last and b.first <= buffers[j].last)
+        off = 0
+        for p_off, p_size in live:
+            if off + size[i] <= p_off:
+                break
+            off = max(off, _align(p_off + p_size))
+        offset[i] = off
+    total = _align(max((offset[i] + b.size for i, b in enumerate(buffers)), default=0))
+    return total, [offset[i] for i in range(len(buffers))]
 
 
 def schedule(g: Graph, kernels: str = "reference") -> None:
@@ -253,8 +276,8 @@ def _align(x: int) -> int:
 # ---------------------------------------------------------------- C helpers
 
 def _prod(shape: list[Dim]) -> str:
-    static = int(np.prod([d[1] for d in shape if d[0] == 0])) if shape else 1
-    syms = [dim_c(d) for d in shape if d[0]]
+    static = int(np.prod([d[1] for d in shape if not isinstance(d, str) and d[0] == 0])) if shape else 1
+    syms = [dim_c(d) for d in shape if isinstance(d, str) or d[0]]
     return " * ".join(([str(static)] if static != 1 or not syms else []) + syms)
 
 
@@ -268,6 +291,7 @@ class Emitter:
     def __init__(self, g: Graph, kernels: str = "reference"):
         if kernels not in KERNELS:
             raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
+        attention.fuse(g)
         schedule(g, kernels)
         self.g = g
         self.kernels = kernels
@@ -275,9 +299,12 @@ class Emitter:
         self.consts: list[str] = []
         self.body: list[str] = []
         self.const_names: dict[int, str] = {}
+        self.views: dict[int, str] = {}  # tensor -> C pointer expression: attention.py's tiles
 
     # tensor access -----------------------------------------------------
     def t(self, i: int) -> str:
+        if i in self.views:
+            return self.views[i]
         tt = self.g.tensors[i]
         if tt.is_const:
             if i not in self.const_names:
@@ -624,6 +651,9 @@ class Emitter:
                 f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, "
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
 
+    def op_attention(self, op):
+        return attention.emit(self, op)
+
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
@@ -688,6 +718,8 @@ def _static4(shape: list[int]) -> list[Dim]:
 
 def op_macs(g: Graph, op: Op, n: int) -> int:
     """Multiply-accumulates of one op on n tokens (FC, conv, batch matmul; 0 for the rest)."""
+    if op.kind == attention.KIND:
+        return sum(op_macs(g, o, n) for o in op.options["chain"])
     o = g.tensors[op.outputs[0]]
     out = int(np.prod([dim_eval(d, n) for d in o.shape]))
     if op.kind == "FULLY_CONNECTED":
