@@ -230,6 +230,20 @@ def test_embbert_build_aot_serves_infer_ids_bit_exact_on_qemu(art, firmware):
         assert c["label"] in man["labels"] and len(c["logits"]) == len(man["labels"])
 
 
+def test_embbert_build_prints_the_plan_peak_and_what_is_live_there(art, tmp_path):
+    """The static plan: the arena, the op where it peaks, the tensors (and scratch) live there."""
+    proc = run_cli("build", art, "--board", "qemu-m4", "--backend", "aot", "--out", tmp_path / "fw", check=True)
+    peak = json.loads((tmp_path / "fw" / "build.json").read_text())["aot"]["plan_peak"]
+    arena = json.loads((tmp_path / "fw" / "build.json").read_text())["aot"]["arena_bytes"]
+    assert peak["arena_bytes"] == arena and peak["live_bytes"] == sum(b["bytes"] for b in peak["live"]) <= arena
+    assert all(b["offset"] + b["bytes"] <= arena for b in peak["live"])
+    assert max(b["offset"] + b["bytes"] for b in peak["live"]) > arena - 16  # a buffer at the top is live there
+    assert [b["offset"] for b in peak["live"]] == sorted(b["offset"] for b in peak["live"])
+    assert f"aot arena {arena:,} B" in proc.stdout and f"peak at op {peak['op']} {peak['kind']}" in proc.stdout
+    for b in peak["live"]:
+        assert f"{b['bytes']:,} B  {b['name']}" in proc.stdout
+
+
 def _host_lengths(art, seqs):
     import tempfile
     from pathlib import Path

@@ -197,6 +197,30 @@ def _place(buffers: list[Buffer], size: list[int], key) -> tuple[int, list[int]]
     return total, [offset[i] for i in range(len(buffers))]
 
 
+def plan_peak(g: Graph, bufs: dict[int, Buffer], scratch: dict[int, Buffer], total: int) -> dict:
+    """Where the plan peaks: the op at which a buffer reaching the arena's top is live,
+    with the most bytes live, and what is live there (tensors and ops' scratch, by offset)."""
+    items = list({id(b): b for b in bufs.values()}.values()) + list(scratch.values())
+    top = {id(b) for b in items if _align(b.offset + b.size) == total}
+    live = {k: [b for b in items if b.first <= k <= b.last] for k in range(len(g.ops))}
+    k = max(live, key=lambda k: (any(id(b) in top for b in live[k]), sum(b.size for b in live[k])))
+    names = {id(b): f"scratch of op {i} {next(op.kind for op in g.ops if op.index == i)}" for i, b in scratch.items()}
+    names.update({id(b): f"{g.tensors[b.root].name} {g.tensors[b.root].static_shape} {g.tensors[b.root].dtype}"
+                  for b in items if b.root >= 0})
+    return {"arena_bytes": total, "op": g.ops[k].index, "kind": g.ops[k].kind,
+            "live_bytes": sum(b.size for b in live[k]),
+            "live": [{"name": names[id(b)], "bytes": b.size, "offset": b.offset}
+                     for b in sorted(live[k], key=lambda b: b.offset)]}
+
+
+def format_plan_peak(peak: dict) -> str:
+    """plan_peak as lines for a terminal."""
+    lines = [f"aot arena {peak['arena_bytes']:,} B (planned for n = L); peak at op {peak['op']} {peak['kind']}, "
+             f"{peak['live_bytes']:,} B live:"]
+    lines += [f"  {b['offset']:>8,}  {b['bytes']:>8,} B  {b['name']}" for b in peak["live"]]
+    return "\n".join(lines)
+
+
 def schedule(g: Graph, kernels: str = "reference") -> None:
     """Reorder g.ops to shrink the arena: each op as late as possible (right
     before its first consumer), kept only if the plan gets smaller. The order of
@@ -819,5 +843,5 @@ void Infer(const int32_t* ids, int n, int8_t* logits) {{
 }}  // namespace embbert_aot
 """
     info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits, "kernels": kernels,
-            "macs_full": macs(g, g.L)}
+            "macs_full": macs(g, g.L), "plan_peak": plan_peak(g, em.bufs, em.scratch, em.arena_bytes)}
     return header, source, info

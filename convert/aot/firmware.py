@@ -48,4 +48,5 @@ def write_backend_sources(art_dir: Path, manifest: dict, gen: Path, full_length:
         "constexpr const char* const* kLabels = kLabelsData;\n"
         "}  // namespace aot_model\n")
     return {"include_dirs": [str(d) for d in [*kernel_dirs(kernels), *headers.include_dirs()]],
-            "arena_bytes": info["arena_bytes"], "full_length": full_length, "kernels": kernels, "macs": {str(n): macs(g, n) for n in (16, 64, g.L)}}
+            "arena_bytes": info["arena_bytes"], "plan_peak": info["plan_peak"], "full_length": full_length,
+            "kernels": kernels, "macs": {str(n): macs(g, n) for n in (16, 64, g.L)}}
