@@ -137,6 +137,18 @@ def test_attention_is_planned_without_an_L_by_L_buffer(family_art):
     assert em.arena_bytes <= unfused
 
 
+def test_causal_pad_is_read_by_its_conv_not_copied(family_art):
+    """causal_conv.py: a PAD before a one-axis DEPTHWISE_CONV_2D becomes the conv's pad_before
+    (the logits stay bit-exact: the tests above; the kernels: tests/test_aot_kernels.py)."""
+    g = read_graph((family_art / "model.tflite").read_bytes())
+    convs = [op for op in g.ops if op.kind == "DEPTHWISE_CONV_2D"]
+    padded = [op for op in convs if any(p.kind == "PAD" and p.outputs[0] == op.inputs[0] for p in g.ops)]
+    Emitter(g, "optimized")
+    assert not any(p.kind == "PAD" and p.outputs[0] == op.inputs[0] for p in g.ops for op in convs)
+    assert [op.options.get("pad_before", 0) for op in padded] == [g.tensors[op.inputs[1]].static_shape[2] - 1
+                                                                   for op in padded]  # causal: taps - 1
+
+
 @pytest.mark.parametrize("kernels", ["reference", "optimized"])
 def test_attention_tiles_are_bit_identical_to_the_unfused_chain(art, kernels, tmp_path, monkeypatch):
     """Length-aware (n real tokens) and full length: the tiled attention gives the logits
@@ -307,7 +319,7 @@ def test_per_op_profile_on_qemu_reference_and_optimized_kernels(art, tmp_path):
     runs = {k: profile(art / "model.tflite", "qemu-m4", [8, L], ids, tmp_path / k, k)
             for k in ("reference", "optimized")}
     g = read_graph((art / "model.tflite").read_bytes())
-    attention.fuse(g)  # each attention chain is one op
+    Emitter(g, "reference")  # as generated: each attention chain one op, each causal PAD inside its conv
     kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace
     want = _host_lengths(art, [ids[:8], ids])
     for k, run in runs.items():

@@ -159,10 +159,19 @@ def _matmul_scratch(g: Graph, op: Op, kernels: str) -> int:
     return codegen._align(max(codegen._scratch_bytes(g, t, kernels) for t in (tiles[0], tiles[-1])))
 
 
+def _tile_slots(g: Graph, op: Op) -> list[int]:
+    """Which of two tile buffers each tile of scores is in: an op the arena plan may run
+    in place (codegen.INPLACE_OPS, int8) writes over its input, any other into the other."""
+    slots = [0]
+    for t in op.options["tiles"][1:-1]:
+        int8 = g.tensors[t.inputs[0]].dtype == g.tensors[t.outputs[0]].dtype == "int8"
+        slots.append(slots[-1] if t.kind in codegen.INPLACE_OPS and int8 else 1 - slots[-1])
+    return slots
+
+
 def scratch_bytes(g: Graph, op: Op, kernels: str) -> int:
-    """The ATTENTION op's scratch: its matmuls' scratch, then two score tiles (each
-    op of the chain reads one and writes the other)."""
-    return _matmul_scratch(g, op, kernels) + 2 * _tile_bytes(g, op)
+    """The ATTENTION op's scratch: its matmuls' scratch, then one or two score tiles."""
+    return _matmul_scratch(g, op, kernels) + (max(_tile_slots(g, op)) + 1) * _tile_bytes(g, op)
 
 
 def emit(em: codegen.Emitter, op: Op) -> list[str]:
@@ -182,10 +191,10 @@ def emit(em: codegen.Emitter, op: Op) -> list[str]:
     em.views[tiles[-1].inputs[1]] = one_batch(last.inputs[1])
     em.views[tiles[-1].outputs[0]] = f"({em.t(last.outputs[0])} + ({row0}) * {dim_c(out[-1])})"
     base = em.scratch[op.index].offset + _matmul_scratch(g, op, em.kernels)
-    for k, t in enumerate(tiles[:-1]):
+    for t, slot in zip(tiles[:-1], _tile_slots(g, op)):
         tile = t.outputs[0]
         em.views[tile] = (f"reinterpret_cast<{codegen._CTYPE[g.tensors[tile].dtype]}*>"
-                          f"(g_arena + {base + k % 2 * _tile_bytes(g, op)})")
+                          f"(g_arena + {base + slot * _tile_bytes(g, op)})")
     body = [f"const int {ROWS} = {rows} - tile_row0 < {TILE_ROWS} ? {rows} - tile_row0 : {TILE_ROWS};"]
     for t, o in zip(tiles, chain):
         body += [f"{{  // op {o.index} {o.kind}"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import attention, quant
+from . import attention, causal_conv, quant
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
 ALIGN = 16
@@ -316,6 +316,7 @@ class Emitter:
         if kernels not in KERNELS:
             raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
         attention.fuse(g)
+        causal_conv.fuse(g)
         schedule(g, kernels)
         self.g = g
         self.kernels = kernels
@@ -642,8 +643,9 @@ class Emitter:
 
     def op_depthwise_conv_2d(self, op):
         """depthwise_conv.cc, int8 per channel; one-axis (the conv branch's [1, 1, W, C] over
-        [1, 1, taps, C], VALID, stride 1) through kernels/<...>/depthwise_conv.h, weights packed
-        for the kernels (pack_depthwise_weights); anything else TFLite-Micro's reference kernel."""
+        [1, 1, taps, C], VALID, stride 1, its PAD folded in: causal_conv.py) through
+        kernels/<...>/depthwise_conv.h, weights packed for the kernels (pack_depthwise_weights);
+        anything else TFLite-Micro's reference kernel."""
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
@@ -657,7 +659,8 @@ class Emitter:
             packed = pack_depthwise_weights(w.data.reshape(taps, channels), self.kernels)
             return params + [
                 f"alignas(4) static const int8_t wp[] = {_carray(packed)};",
-                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift}};",
+                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift, "
+                f"{op.options.get('pad_before', 0)}}};",
                 f"embbert_aot::kernels::DepthwiseConv1D(p, {self.t(x.index)}, {dim_c(xs[2])}, {channels}, wp, {taps}, "
                 f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
         return params + [
