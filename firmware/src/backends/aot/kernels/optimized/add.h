@@ -5,7 +5,8 @@
 // inputs' parameters (the attention loop, convert/aot/attention.py, adds one
 // tile of rows per call); the sum's requantization is computed per element as
 // the reference does (QuantizedMultiplier, aot_ops.h). Up to 512 elements the
-// reference's AddFunc runs per element instead.
+// reference's AddFunc runs per element instead, unless the tables are already
+// there or the call before had the same parameters (a loop over tiles).
 #pragma once
 #include <stdint.h>
 #include <string.h>
@@ -37,10 +38,14 @@ struct Tables {
   int64_t largest;
 };
 
-inline const Tables& TablesFor(const tflite_micro::ArithmeticParams& p) {
+inline Tables& LastTables() {
   static Tables t;
-  const int32_t key[7] = {p.input1_offset, p.input1_multiplier, p.input1_shift, p.input2_offset,
-                          p.input2_multiplier, p.input2_shift, p.left_shift};
+  return t;
+}
+
+// The tables of p's inputs: those of the last call when its parameters were the same.
+inline const Tables& TablesFor(const tflite_micro::ArithmeticParams& p, const int32_t (&key)[7]) {
+  Tables& t = LastTables();
   if (memcmp(key, t.key, sizeof(key)) == 0) return t;
   for (int v = -128; v < 128; ++v) {
     t.scaled1[v + 128] = tflite_micro::MultiplyByQuantizedMultiplierSmallerThanOneExp(
@@ -62,13 +67,18 @@ inline const Tables& TablesFor(const tflite_micro::ArithmeticParams& p) {
 // out[o][k] = a[o][k] + b[o * b_outer + k * b_inner] (o < outer, k < inner; b_inner 0 or 1, a stride 0 broadcasts b)
 inline void Add(const tflite_micro::ArithmeticParams& p, const int8_t* a, const int8_t* b, int outer, int inner,
                 int b_outer, int b_inner, int8_t* out) {
-  if (outer * inner <= 512) {
+  const int32_t key[7] = {p.input1_offset, p.input1_multiplier, p.input1_shift, p.input2_offset,
+                          p.input2_multiplier, p.input2_shift, p.left_shift};
+  static int32_t last_key[7] = {0, 0, 0, 0, 0, 0, -1};  // the last call's, tables or not
+  const bool again = memcmp(key, last_key, sizeof(key)) == 0;
+  memcpy(last_key, key, sizeof(key));
+  if (outer * inner <= 512 && !again && memcmp(key, add::LastTables().key, sizeof(key)) != 0) {
     for (int o = 0; o < outer; ++o)
       for (int k = 0; k < inner; ++k)
         out[o * inner + k] = tflite_micro::reference_integer_ops::AddFunc(a[o * inner + k], b[o * b_outer + k * b_inner], p);
     return;
   }
-  const add::Tables& t = add::TablesFor(p);
+  const add::Tables& t = add::TablesFor(p, key);
   const int32_t* t1 = t.scaled1 + 128;
   const int32_t* t2 = t.scaled2 + 128;
   const QuantizedMultiplier q(p.output_multiplier, p.output_shift);
