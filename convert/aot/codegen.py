@@ -205,8 +205,10 @@ def plan_peak(g: Graph, bufs: dict[int, Buffer], scratch: dict[int, Buffer], tot
     live = {k: [b for b in items if b.first <= k <= b.last] for k in range(len(g.ops))}
     k = max(live, key=lambda k: (any(id(b) in top for b in live[k]), sum(b.size for b in live[k])))
     names = {id(b): f"scratch of op {i} {next(op.kind for op in g.ops if op.index == i)}" for i, b in scratch.items()}
-    names.update({id(b): f"{g.tensors[b.root].name} {g.tensors[b.root].static_shape} {g.tensors[b.root].dtype}"
-                  for b in items if b.root >= 0})
+    written = {t: j for j, op in enumerate(g.ops) for t in op.outputs} | {t: -1 for t in g.inputs}
+    for t, b in sorted(bufs.items(), key=lambda tb: written.get(tb[0], -1)):
+        if written.get(t, -1) <= k:  # a buffer shared in place holds the last tensor written into it
+            names[id(b)] = f"{g.tensors[t].name} {g.tensors[t].static_shape} {g.tensors[t].dtype}"
     return {"arena_bytes": total, "op": g.ops[k].index, "kind": g.ops[k].kind,
             "live_bytes": sum(b.size for b in live[k]),
             "live": [{"name": names[id(b)], "bytes": b.size, "offset": b.offset}
