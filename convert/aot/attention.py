@@ -83,7 +83,8 @@ def find_chains(g: Graph) -> list[list[Op]]:
                 break
             chain.append(op)
             cur = op.outputs[0]
-        if len(chain) > 2 and chain[-1].kind == "BATCH_MATMUL" and any(o.kind == "SOFTMAX" for o in chain):
+        if len(chain) > 2 and chain[-1].kind == "BATCH_MATMUL" and any(o.kind == "SOFTMAX" for o in chain) \
+                and not any(o in c for c in chains for o in chain):  # one chain's last matmul another's first
             chains.append(chain)
     return chains
 

@@ -9,7 +9,10 @@ TFLite-Micro's reference, or ours, bit-exact with it).
 
 - Weights are `static const` arrays (flash on a microcontroller).
 - Activations live in one static arena at offsets planned here from each
-  tensor's lifetime (greedy, largest first, 16-byte aligned), sized for n = L.
+  tensor's lifetime (first fit in a few orders, the smallest kept; 16-byte
+  aligned), sized for n = L. Attention chains run in tiles of query rows
+  (attention.py) and a causal PAD is read by its conv (causal_conv.py), so
+  neither an L x L score map nor a padded copy is ever stored.
 - Shapes are C expressions in n (graph.py), so Infer computes only the n real
   tokens; n = L is the full-length graph, op for op.
 """
