@@ -6,11 +6,14 @@ order of rewrites/schedule.py) and for the aot backend's arena
 (aot/codegen.py: `plan_arena`, with its per-op scratch).
 
 - A RESHAPE output shares its input's bytes (not for the graph's input or output).
-- With `inplace`, so does the output of an INPLACE_OPS op and an input of the
-  same shape that dies there.
+- With `inplace`, so does the output of an INPLACE_OPS op (or of an op that
+  names the inputs it may overwrite: `Graph.inplace_ins`, e.g. the aot backend's
+  fused ATTENTION over Q) and an input of the same shape that dies there.
 - Then TFLite-Micro's greedy rule: largest first, each at the lowest offset
   free over its lifetime (16-byte aligned); other placement orders are tried
-  too and the smallest arena is kept.
+  too, each also with buffers within 1/8 of the largest placed in slots of the
+  largest's size (equal slots, which first fit packs well), and the smallest
+  arena is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Graph:
     inputs: list[int]
     outputs: list[int]
     scratch: list[int] = field(default_factory=list)  # per op, bytes it needs only while it runs (default none)
+    inplace_ins: dict[int, list[int]] = field(default_factory=dict)  # op -> inputs it may overwrite (not INPLACE_OPS)
     deps: list[set[int]] = field(init=False)  # per op, the ops that write its inputs
     users: list[set[int]] = field(init=False)  # per op, the ops that read its outputs
 
@@ -101,7 +105,11 @@ def plan(g: Graph, order: list[int] | None = None, inplace: bool = True) -> Plan
                if g.scratch and g.scratch[k]}
     items = [(align(b.size), b.first, b.last, rt) for rt, b in buffers.items()]
     items += [(align(b.size), b.first, b.last, -1 - k) for k, b in scratch.items()]
-    offsets, total = min((_place(sorted(items, key=key)) for key in _PLACEMENT_ORDERS), key=lambda p: p[1])
+    largest = max((x[0] for x in items), default=0)
+    slotted = [(largest if 8 * x[0] >= 7 * largest else x[0], *x[1:]) for x in items]
+    real = {x[3]: x[0] for x in items}
+    offsets, total = min((_place(sorted(its, key=key), real) for its in (items, slotted) for key in _PLACEMENT_ORDERS),
+                         key=lambda p: p[1])
     for key, b in (*buffers.items(), *((-1 - k, b) for k, b in scratch.items())):
         b.offset = offsets[key]
     return Plan({t: buffers[root.get(t, t)] for t in first}, scratch, total)
@@ -136,8 +144,8 @@ def _aliases(g: Graph, order: list[int], last: dict[int, int], inplace: bool) ->
         cand = None
         if g.kinds[k] == "RESHAPE" and g.ins[k] and g.ins[k][0] not in g.inputs:
             cand = g.ins[k][0]
-        elif inplace and g.kinds[k] in INPLACE_OPS and g.dtype[out] == "INT8":
-            for t in g.ins[k]:
+        elif inplace and (g.kinds[k] in INPLACE_OPS or k in g.inplace_ins) and g.dtype[out] == "INT8":
+            for t in g.inplace_ins.get(k, g.ins[k]):
                 if t in g.inputs or t in g.outputs or g.dtype[t] != "INT8" or g.shape[t] != g.shape[out]:
                     continue
                 if max(last[m] for m in [r(t), *members.get(r(t), [])]) == step:
@@ -157,7 +165,9 @@ _PLACEMENT_ORDERS = (lambda x: (-x[0], x[3]), lambda x: (x[1], -x[0], x[3]), lam
                      lambda x: (-x[0], -x[2], x[3]))
 
 
-def _place(items) -> tuple[dict[int, int], int]:
+def _place(items, real: dict[int, int]) -> tuple[dict[int, int], int]:
+    """Each item (slot bytes, first, last, id) at the lowest offset free over its lifetime;
+    the arena ends at the highest offset + the item's real (aligned) bytes."""
     placed: list[tuple[int, int, int, int]] = []
     offsets: dict[int, int] = {}
     top = 0
@@ -169,5 +179,5 @@ def _place(items) -> tuple[dict[int, int], int]:
             off = max(off, p[0] + p[1])
         placed.append((off, size, f, l))
         offsets[t] = off
-        top = max(top, off + size)
+        top = max(top, off + real[t])
     return offsets, top

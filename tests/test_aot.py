@@ -3,6 +3,7 @@ firmware's flags, against the host TFLite-Micro interpreter: int8 logits bit
 for bit on real sentences, at full length and on the real length only."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ from conftest import run_cli
 from test_convert import _make_run
 
 from embbert.config import ModelConfig
-from embbert.convert.aot import quant
-from embbert.convert.aot.codegen import macs, plan_arena
-from embbert.convert.aot.graph import read_graph
+from embbert.convert.aot import attention, quant
+from embbert.convert.aot.artifact import generate_sources
+from embbert.convert.aot.codegen import Emitter, macs, plan_arena
+from embbert.convert.aot.graph import Graph, Op, Tensor, read_graph
 from embbert.convert.aot.host import HostModel, build_host
 from embbert.convert.parity import artifact_micro_logits, padded
 from embbert.data import load_task
@@ -108,9 +110,11 @@ def test_length_aware_mode_matches_on_real_sentences(art, host):
     assert argmax >= 0.95 * len(seqs) and same >= 0.8 * len(seqs), (same, argmax)
 
 
-def test_arena_plan_never_overlaps_live_tensors(art):
+@pytest.mark.parametrize("kernels", ["reference", "optimized"])
+def test_arena_plan_never_overlaps_live_tensors(art, kernels):
     g = read_graph((art / "model.tflite").read_bytes())
-    bufs, scratch, total = plan_arena(g)
+    attention.fuse(g)  # as the code generator plans it: the attention tiles are an op's scratch
+    bufs, scratch, total = plan_arena(g, kernels)
     items = {id(b): b for b in list(bufs.values()) + list(scratch.values())}.values()
     for a in items:
         assert a.offset % 16 == 0 and a.offset + a.size <= total
@@ -118,6 +122,102 @@ def test_arena_plan_never_overlaps_live_tensors(art):
             if a is not b and a.first <= b.last and b.first <= a.last:
                 assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
     assert macs(g, 16) < macs(g, 64)  # work follows the sentence length
+
+
+def test_attention_is_planned_without_an_L_by_L_buffer(family_art):
+    """Each attention chain (BATCH_MATMUL -> row-wise ops -> SOFTMAX -> BATCH_MATMUL) runs in
+    tiles of query rows: no buffer of the plan holds a whole L x L score map."""
+    g = read_graph((family_art / "model.tflite").read_bytes())
+    unfused = plan_arena(g, "optimized")[2]
+    chains = attention.find_chains(g)
+    if any(op.kind == "SOFTMAX" and g.tensors[op.outputs[0]].static_shape[-2:] == [g.L, g.L] for op in g.ops):
+        assert chains  # the families with attention
+    em = Emitter(g, "optimized")
+    assert sum(op.kind == attention.KIND for op in g.ops) == len(chains)
+    assert all(g.tensors[b.root].shape[-2:] != [(1, 0), (1, 0)] for b in em.bufs.values())  # no [.., n, n] map
+    assert all(b.size < g.L * g.L for b in em.scratch.values())
+    assert em.arena_bytes <= unfused
+
+
+def test_causal_pad_is_read_by_its_conv_not_copied(family_art):
+    """causal_conv.py: a PAD before a one-axis DEPTHWISE_CONV_2D becomes the conv's pad_before
+    (the logits stay bit-exact: the tests above; the kernels: tests/test_aot_kernels.py)."""
+    g = read_graph((family_art / "model.tflite").read_bytes())
+    convs = [op for op in g.ops if op.kind == "DEPTHWISE_CONV_2D"]
+    padded = [op for op in convs if any(p.kind == "PAD" and p.outputs[0] == op.inputs[0] for p in g.ops)]
+    Emitter(g, "optimized")
+    assert not any(p.kind == "PAD" and p.outputs[0] == op.inputs[0] for p in g.ops for op in convs)
+    assert [op.options.get("pad_before", 0) for op in padded] == [g.tensors[op.inputs[1]].static_shape[2] - 1
+                                                                   for op in padded]  # causal: taps - 1
+
+
+@pytest.mark.parametrize("kernels", ["reference", "optimized"])
+def test_attention_tiles_are_bit_identical_to_the_unfused_chain(art, kernels, tmp_path, monkeypatch):
+    """Length-aware (n real tokens) and full length: the tiled attention gives the logits
+    of the same kernels run on the whole L x L score maps, on every sentence."""
+    seqs, L = _sentences(art, 40)
+    inputs = seqs + [list(padded(s, L)[0]) for s in seqs[:10]]
+    with HostModel(build_host(art, tmp_path / "tiled", kernels)) as hm:
+        tiled = [hm.infer(s) for s in inputs]
+    assert "ATTENTION" in (art / "aot" / kernels / "model_aot.cc").read_text()
+    monkeypatch.setattr(attention, "find_chains", lambda g: [])
+    whole_art = _regenerated(art, tmp_path / "whole-art")
+    with HostModel(build_host(whole_art, tmp_path / "whole", kernels)) as hm:
+        whole = [hm.infer(s) for s in inputs]
+    assert "ATTENTION" not in (whole_art / "aot" / kernels / "model_aot.cc").read_text()
+    assert len({tuple(x) for x in whole}) > 5 and tiled == whole
+
+
+def _regenerated(art, dest):
+    """A copy of the artifact with its aot sources generated again (by the code as patched now),
+    and the manifest naming them."""
+    shutil.copytree(art, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    files, entries = generate_sources((dest / "model.tflite").read_bytes(), manifest["labels"])
+    for path, data in files.items():
+        (dest / path).write_bytes(data)
+    manifest["aot"] = {k: e.model_dump() for k, e in entries.items()}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return dest
+
+
+def _tensor(g: Graph, shape, dtype="int8", data=None) -> int:
+    g.tensors.append(Tensor(len(g.tensors), f"t{len(g.tensors)}", dtype, [1 if d == (0, 1) else 8 for d in shape],
+                            [0.1], 0, data, shape))
+    return len(g.tensors) - 1
+
+
+def test_attention_chain_is_matched_by_what_its_ops_do_to_rows():
+    """A masked chain of another form (SELECT_V2 on a key mask around the SOFTMAX) fuses;
+    an operand that differs per row, or a score map read elsewhere, keeps the chain whole."""
+    n, one = (1, 0), (0, 1)
+
+    def chain(mask_shape, extra_reader=False):
+        g = Graph([], [], [], [], L=8)
+        q, k, v = (_tensor(g, [one, n, (0, 4)]) for _ in range(3))
+        g.inputs = [q]
+        pad = _tensor(g, mask_shape, "bool")
+        low, zero = (_tensor(g, [], data=np.array(x, np.int8)) for x in (-128, 0))
+        s, m, p, p2, o = (_tensor(g, [one, n, n]) for _ in range(5))
+        out = _tensor(g, [one, n, (0, 4)])
+        select = {"in_shapes": [mask_shape, [], [one, n, n]]}
+        g.ops = [Op(0, "BATCH_MATMUL", [q, k], [s], {"adjY": True}),
+                 Op(1, "SELECT_V2", [pad, low, s], [m], dict(select)),
+                 Op(2, "SOFTMAX", [m], [p], {"beta": 1.0}),
+                 Op(3, "SELECT_V2", [pad, zero, p], [p2], dict(select)),
+                 Op(4, "BATCH_MATMUL", [p2, v], [o], {"adjY": True})]
+        g.outputs = [o]
+        if extra_reader:
+            g.ops.append(Op(5, "ADD", [p, p], [_tensor(g, [one, n, n])], {"in_shapes": [[one, n, n]] * 2}))
+            g.outputs.append(g.ops[-1].outputs[0])
+        return g
+
+    g = chain([one, one, n])
+    assert [[op.index for op in c] for c in attention.find_chains(g)] == [[0, 1, 2, 3, 4]]
+    attention.fuse(g)
+    assert [op.kind for op in g.ops] == [attention.KIND] and g.ops[0].outputs == [g.outputs[0]]
+    assert attention.find_chains(chain([one, n, one])) == []  # a mask per query row
+    assert attention.find_chains(chain([one, one, n], extra_reader=True)) == []
 
 
 @pytest.mark.parametrize("m, expected", [
@@ -156,6 +256,20 @@ def test_embbert_build_aot_serves_infer_ids_bit_exact_on_qemu(art, firmware):
         assert short["instructions"] < long_["instructions"]  # latency follows the sentence length
         c = dev.classify("Free entry in 2 a wkly comp to win FA Cup final tkts")
         assert c["label"] in man["labels"] and len(c["logits"]) == len(man["labels"])
+
+
+def test_embbert_build_prints_the_plan_peak_and_what_is_live_there(art, tmp_path):
+    """The static plan: the arena, the op where it peaks, the tensors (and scratch) live there."""
+    proc = run_cli("build", art, "--board", "qemu-m4", "--backend", "aot", "--out", tmp_path / "fw", check=True)
+    peak = json.loads((tmp_path / "fw" / "build.json").read_text())["aot"]["plan_peak"]
+    arena = json.loads((tmp_path / "fw" / "build.json").read_text())["aot"]["arena_bytes"]
+    assert peak["arena_bytes"] == arena and peak["live_bytes"] == sum(b["bytes"] for b in peak["live"]) <= arena
+    assert all(b["offset"] + b["bytes"] <= arena for b in peak["live"])
+    assert max(b["offset"] + b["bytes"] for b in peak["live"]) > arena - 16  # a buffer at the top is live there
+    assert [b["offset"] for b in peak["live"]] == sorted(b["offset"] for b in peak["live"])
+    assert f"aot arena {arena:,} B" in proc.stdout and f"peak at op {peak['op']} {peak['kind']}" in proc.stdout
+    for b in peak["live"]:
+        assert f"{b['bytes']:,} B  {b['name']}" in proc.stdout
 
 
 def _host_lengths(art, seqs):
@@ -221,6 +335,7 @@ def test_per_op_profile_on_qemu_reference_and_optimized_kernels(art, tmp_path):
     runs = {k: profile(art, "qemu-m4", [8, L], ids, tmp_path / k, k)
             for k in ("reference", "optimized")}
     g = read_graph((art / "model.tflite").read_bytes())
+    Emitter(g, "reference")  # as generated: each attention chain one op, each causal PAD inside its conv
     kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace
     want = _host_lengths(art, [ids[:8], ids])
     for k, run in runs.items():

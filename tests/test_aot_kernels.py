@@ -135,7 +135,8 @@ def depthwise_header(count: int, seed: int, kernels: str) -> str:
     arrays, rows, max_in, max_ch, max_scratch = [], [], 1, 1, 16
     for k in range(count):
         taps = rng.choice([1, 2, 3, 4, 5, 7, 8, 16, 31, 32, 33])
-        in_len = taps + rng.choice([0, 1, 2, 3, 4, 5, 7, 16, 40])
+        pad = rng.choice([0, 0, taps - 1, rng.randint(0, taps - 1)])  # a PAD folded in: causal, or any
+        in_len = max(1, taps - pad + rng.choice([0, 1, 2, 3, 4, 5, 7, 16, 40]))
         channels = rng.choice([1, 2, 3, 7, 16, 17, 33])
         w = np.array([[rng.randint(-128, 127) for _ in range(channels)] for _ in range(taps)], np.int8)
         mults, shifts = quant.per_channel_multipliers(10 ** rng.uniform(-3, 0),
@@ -148,13 +149,13 @@ def depthwise_header(count: int, seed: int, kernels: str) -> str:
                       f"const int32_t s{k}[] = {{{', '.join(map(str, shifts))}}};\n")
         lo, hi = rng.choice([(-128, 127), (-128, 127), (100, 127), (-128, -100)])
         zx, zo = rng.choice([-128, 127, 0, rng.randint(-128, 127)]), rng.choice([-128, 127, rng.randint(-128, 127)])
-        rows.append(f"  {{{in_len}, {channels}, {taps}, {-zx}, {zo}, {int(rng.random() < 0.8)}, "
+        rows.append(f"  {{{in_len}, {pad}, {channels}, {taps}, {-zx}, {zo}, {int(rng.random() < 0.8)}, "
                     f"{rng.randint(1, 2**32 - 1)}u, {lo}, {hi}, w{k}, wp{k}, m{k}, s{k}}}")
-        max_in, max_ch = max(max_in, in_len), max(max_ch, channels)
-        max_scratch = max(max_scratch, 2 * ((in_len - taps + 1 + 3) // 4 * 4 + (taps + 3) // 4 * 4 + 4))
+        max_in, max_ch = max(max_in, pad + in_len), max(max_ch, channels)
+        max_scratch = max(max_scratch, 2 * ((pad + in_len - taps + 1 + 3) // 4 * 4 + (taps + 3) // 4 * 4 + 4))
     return ("#pragma once\n#include <stdint.h>\n"
             f"constexpr int kMaxIn = {max_in}, kMaxChannels = {max_ch}, kMaxScratch = {max_scratch};\n"
-            "struct Case {\n  int32_t in_len, channels, taps, x_offset, out_offset, bias;\n  uint32_t seed;\n"
+            "struct Case {\n  int32_t in_len, pad_before, channels, taps, x_offset, out_offset, bias;\n  uint32_t seed;\n"
             "  int32_t lo, hi;\n  const int8_t* w;\n  const int8_t* w_packed;\n  const int32_t* multiplier;\n"
             "  const int32_t* shift;\n};\n" + "".join(arrays)
             + f"constexpr int kNumCases = {count};\nconst Case kCases[] = {{\n" + ",\n".join(rows) + "};\n")

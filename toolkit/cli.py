@@ -270,6 +270,10 @@ def build(
     err.print(f"building the firmware for {board} ...", highlight=False)
     report = build_firmware(art_dir, board, backend=backend, out=out_dir, full_length=full_length)
     _emit(as_json, report)
+    if not as_json and "aot" in report:
+        from .convert.aot.artifact import format_plan_peak
+
+        out.print(format_plan_peak(report["aot"]["plan_peak"]), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

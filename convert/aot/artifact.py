@@ -108,5 +108,13 @@ def copy_sources(art_dir: Path, manifest: dict, gen: Path, full_length: bool = F
             shutil.copy2(Path(art_dir) / f["path"], gen / Path(f["path"]).name)
     figures = json.loads((folder / PLAN).read_text())
     return {"include_dirs": [str(d) for d in [*kernel_dirs(kernels), *headers.include_dirs()]],
-            "arena_bytes": figures["arena_bytes"], "full_length": full_length, "kernels": kernels,
-            "macs": figures["macs"]}
+            "arena_bytes": figures["arena_bytes"], "plan_peak": figures["plan_peak"], "full_length": full_length,
+            "kernels": kernels, "macs": figures["macs"]}
+
+
+def format_plan_peak(peak: dict) -> str:
+    """plan_peak as lines for a terminal."""
+    lines = [f"aot arena {peak['arena_bytes']:,} B (planned for n = L); peak at op {peak['op']} {peak['kind']}, "
+             f"{peak['live_bytes']:,} B live:"]
+    lines += [f"  {b['offset']:>8,}  {b['bytes']:>8,} B  {b['name']}" for b in peak["live"]]
+    return "\n".join(lines)

@@ -10,8 +10,11 @@ TFLite-Micro's reference, or ours, bit-exact with it).
 - Weights are `static const` arrays (flash on a microcontroller).
 - Activations live in one static arena at offsets planned from each tensor's
   lifetime by convert/arena_plan.py (the planner of TFLite-Micro's offline plan
-  too; greedy, 16-byte aligned, in-place ops), sized for n = L, with each op's
-  scratch (`_scratch_bytes`).
+  too: first fit in several orders, the smallest kept; 16-byte aligned; in-place
+  ops), sized for n = L, with each op's scratch (`_scratch_bytes`). Attention
+  chains run in tiles of query rows (attention.py) and a causal PAD is read by
+  its conv (causal_conv.py), so neither an L x L score map nor a padded copy is
+  ever stored.
 - Shapes are C expressions in n (graph.py), so Infer computes only the n real
   tokens; n = L is the full-length graph, op for op.
 """
@@ -23,7 +26,7 @@ import numpy as np
 from .. import arena_plan
 from ..arena_plan import Buffer, align, plan
 from ..rewrites.schedule import best_order
-from . import quant
+from . import attention, causal_conv, quant
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
 _CTYPE = {"int8": "int8_t", "int32": "int32_t", "bool": "bool"}
@@ -82,6 +85,8 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
     if op.kind in ("MEAN", "SUM"):
         return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
+    if op.kind == attention.KIND:
+        return attention.scratch_bytes(g, op, kernels)
     size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
         size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
@@ -97,7 +102,8 @@ def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
         [op.kind for op in g.ops], [[t for t in op.inputs if t >= 0 and not g.tensors[t].is_const] for op in g.ops],
         [list(op.outputs) for op in g.ops], {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in live},
         {t.index: t.shape for t in live}, {t.index: t.dtype.upper() for t in live}, g.inputs, g.outputs,
-        [_scratch_bytes(g, op, kernels) for op in g.ops])
+        [_scratch_bytes(g, op, kernels) for op in g.ops],
+        {k: attention.inplace_inputs(op) for k, op in enumerate(g.ops) if op.kind == attention.KIND})
 
 
 def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
@@ -106,6 +112,24 @@ def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer],
     op index -> its scratch, arena bytes)."""
     p = plan(_planning_graph(g, kernels))
     return p.buffers, {g.ops[k].index: b for k, b in p.scratch.items()}, p.total
+
+
+def plan_peak(g: Graph, bufs: dict[int, Buffer], scratch: dict[int, Buffer], total: int) -> dict:
+    """Where the plan peaks: the op at which a buffer reaching the arena's top is live,
+    with the most bytes live, and what is live there (tensors and ops' scratch, by offset)."""
+    items = list({id(b): b for b in bufs.values()}.values()) + list(scratch.values())
+    top = {id(b) for b in items if align(b.offset + b.size) == total}
+    live = {k: [b for b in items if b.first <= k <= b.last] for k in range(len(g.ops))}
+    k = max(live, key=lambda k: (any(id(b) in top for b in live[k]), sum(b.size for b in live[k])))
+    names = {id(b): f"scratch of op {i} {next(op.kind for op in g.ops if op.index == i)}" for i, b in scratch.items()}
+    written = {t: j for j, op in enumerate(g.ops) for t in op.outputs} | {t: -1 for t in g.inputs}
+    for t, b in sorted(bufs.items(), key=lambda tb: written.get(tb[0], -1)):
+        if written.get(t, -1) <= k:  # a buffer shared in place holds the last tensor written into it
+            names[id(b)] = f"{g.tensors[t].name} {g.tensors[t].static_shape} {g.tensors[t].dtype}"
+    return {"arena_bytes": total, "op": g.ops[k].index, "kind": g.ops[k].kind,
+            "live_bytes": sum(b.size for b in live[k]),
+            "live": [{"name": names[id(b)], "bytes": b.size, "offset": b.offset}
+                     for b in sorted(live[k], key=lambda b: b.offset)]}
 
 
 def schedule(g: Graph, kernels: str = "reference") -> None:
@@ -119,8 +143,8 @@ def schedule(g: Graph, kernels: str = "reference") -> None:
 # ---------------------------------------------------------------- C helpers
 
 def _prod(shape: list[Dim]) -> str:
-    static = int(np.prod([d[1] for d in shape if d[0] == 0])) if shape else 1
-    syms = [dim_c(d) for d in shape if d[0]]
+    static = int(np.prod([d[1] for d in shape if not isinstance(d, str) and d[0] == 0])) if shape else 1
+    syms = [dim_c(d) for d in shape if isinstance(d, str) or d[0]]
     return " * ".join(([str(static)] if static != 1 or not syms else []) + syms)
 
 
@@ -134,6 +158,8 @@ class Emitter:
     def __init__(self, g: Graph, kernels: str = "reference"):
         if kernels not in KERNELS:
             raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
+        attention.fuse(g)
+        causal_conv.fuse(g)
         schedule(g, kernels)
         self.g = g
         self.kernels = kernels
@@ -141,9 +167,12 @@ class Emitter:
         self.consts: list[str] = []
         self.body: list[str] = []
         self.const_names: dict[int, str] = {}
+        self.views: dict[int, str] = {}  # tensor -> C pointer expression: attention.py's tiles
 
     # tensor access -----------------------------------------------------
     def t(self, i: int) -> str:
+        if i in self.views:
+            return self.views[i]
         tt = self.g.tensors[i]
         if tt.is_const:
             if i not in self.const_names:
@@ -457,8 +486,9 @@ class Emitter:
 
     def op_depthwise_conv_2d(self, op):
         """depthwise_conv.cc, int8 per channel; one-axis (the conv branch's [1, 1, W, C] over
-        [1, 1, taps, C], VALID, stride 1) through kernels/<...>/depthwise_conv.h, weights packed
-        for the kernels (pack_depthwise_weights); anything else TFLite-Micro's reference kernel."""
+        [1, 1, taps, C], VALID, stride 1, its PAD folded in: causal_conv.py) through
+        kernels/<...>/depthwise_conv.h, weights packed for the kernels (pack_depthwise_weights);
+        anything else TFLite-Micro's reference kernel."""
         self._check_act(op)
         x, w, o = (self.g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         bias = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] >= 0 else -1
@@ -472,7 +502,8 @@ class Emitter:
             packed = pack_depthwise_weights(w.data.reshape(taps, channels), self.kernels)
             return params + [
                 f"alignas(4) static const int8_t wp[] = {_carray(packed)};",
-                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift}};",
+                f"const embbert_aot::kernels::DepthwiseParams p = {{{-x.zero_point}, {o.zero_point}, mult, shift, "
+                f"{op.options.get('pad_before', 0)}}};",
                 f"embbert_aot::kernels::DepthwiseConv1D(p, {self.t(x.index)}, {dim_c(xs[2])}, {channels}, wp, {taps}, "
                 f"{b}, {self.t(o.index)}, {self._scratch(op)});"]
         return params + [
@@ -489,6 +520,9 @@ class Emitter:
                 f"tflite_micro::RuntimeShape(4, dx), {self.t(x.index)}, tflite_micro::RuntimeShape(4, dw), "
                 f"{self.t(w.index)}, tflite_micro::RuntimeShape(1, db), {b}, "
                 f"tflite_micro::RuntimeShape(4, dout), {self.t(o.index)});"]
+
+    def op_attention(self, op):
+        return attention.emit(self, op)
 
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
@@ -554,6 +588,8 @@ def _static4(shape: list[int]) -> list[Dim]:
 
 def op_macs(g: Graph, op: Op, n: int) -> int:
     """Multiply-accumulates of one op on n tokens (FC, conv, batch matmul; 0 for the rest)."""
+    if op.kind == attention.KIND:
+        return sum(op_macs(g, o, n) for o in op.options["chain"])
     o = g.tensors[op.outputs[0]]
     out = int(np.prod([dim_eval(d, n) for d in o.shape]))
     if op.kind == "FULLY_CONNECTED":
@@ -653,5 +689,5 @@ void Infer(const int32_t* ids, int n, int8_t* logits) {{
 }}  // namespace embbert_aot
 """
     info = {"arena_bytes": em.arena_bytes, "ops": len(g.ops), "L": g.L, "n_logits": n_logits, "kernels": kernels,
-            "macs_full": macs(g, g.L)}
+            "macs_full": macs(g, g.L), "plan_peak": plan_peak(g, em.bufs, em.scratch, em.arena_bytes)}
     return header, source, info

@@ -21,7 +21,7 @@ from embbert.errors import UserError
 
 from ..tflite_model import TfliteModel
 
-Dim = tuple[int, int]  # a * n + b
+Dim = tuple[int, int]  # a * n + b; or a str: a C expression known only at run time (attention.py's row tiles)
 
 
 class AotUnsupported(UserError):
@@ -33,6 +33,8 @@ def dim_eval(d: Dim, n: int) -> int:
 
 
 def dim_c(d: Dim) -> str:
+    if isinstance(d, str):
+        return d
     a, b = d
     if a == 0:
         return str(b)

@@ -89,7 +89,8 @@ def build_micropython(art_dir, board_name: str, out=None, gc_heap_bytes: int = G
         "MPY_TOP": top, "BUILD": build, "USER_C_MODULES": out / "module", "BOARD": board.name,
         "CPU_FLAGS": " ".join(cpu), "LDSCRIPT": board.path(b.linker_script), "STACK_BYTES": b.stack_bytes,
         "CPU_HZ": board.emulator.cpu_hz, "COUNTER_UNIT": counter.unit, "COUNTER_NUM": counter.num,
-        "COUNTER_DEN": counter.den, "PORT_SOURCES": " ".join(sources), "GC_HEAP_BYTES": gc_heap_bytes,
+        "COUNTER_DEN": counter.den, "BAUDRATE": board.serial.baudrate, "PORT_SOURCES": " ".join(sources),
+        "GC_HEAP_BYTES": gc_heap_bytes,
         "PYTHON": sys.executable,
     }
     cmd = ["make", "-C", str(PORT_DIR), f"-j{os.cpu_count() or 1}", *[f"{k}={v}" for k, v in args.items()]]

@@ -34,6 +34,7 @@ struct DepthwiseParams {
   int32_t out_offset;         // the output's zero point
   const int32_t* multiplier;  // [channels]
   const int32_t* shift;       // [channels]
+  int32_t pad_before;         // rows of x's zero point before x (a PAD folded in): 0, or taps - 1 for causal
 };
 
 // MEAN or SUM over the last axis, int8 (reduce.cc): TFLite-Micro's Mean when the

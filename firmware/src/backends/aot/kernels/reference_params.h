@@ -25,6 +25,7 @@ inline tflite_micro::DepthwiseParams ReferenceParams(const DepthwiseParams& p) {
   tflite_micro::DepthwiseParams q = {};
   q.padding_type = tflite_micro::PaddingType::kValid;
   q.stride_width = q.stride_height = q.dilation_width_factor = q.dilation_height_factor = q.depth_multiplier = 1;
+  q.padding_values.width = p.pad_before;  // the reference kernel skips those taps: each adds (zp - zp) * w = 0
   q.input_offset = p.x_offset;
   q.output_offset = p.out_offset;
   q.quantized_activation_min = -128;

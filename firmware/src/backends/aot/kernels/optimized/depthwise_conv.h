@@ -35,19 +35,21 @@ inline uint32_t Word(const int16_t* p) {
 
 constexpr int DepthwiseConvScratchBytes(int out_len, int taps) { return 2 * depthwise::ColumnLength(out_len, taps); }
 
-// x [in_len, channels], w packed [channels][PaddedTaps(taps)], bias [channels] or nullptr
-// -> out [in_len - taps + 1, channels]
+// x [in_len, channels] after p.pad_before rows of its zero point, w packed [channels][PaddedTaps(taps)],
+// bias [channels] or nullptr -> out [pad_before + in_len - taps + 1, channels]
 inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
                             int taps, const int32_t* bias, int8_t* out, void* scratch) {
   using depthwise::Word;
-  const int out_len = in_len - taps + 1;
+  const int pad = p.pad_before;
+  const int out_len = pad + in_len - taps + 1;
   const int taps4 = depthwise::PaddedTaps(taps);
   const int column = depthwise::ColumnLength(out_len, taps);
   int16_t* xr = static_cast<int16_t*>(scratch);
-  for (int i = in_len; i < column; ++i) xr[i] = 0;  // meets only the zero-padded taps or unstored outputs
+  for (int i = 0; i < pad; ++i) xr[i] = 0;  // the zero point plus x_offset
+  for (int i = pad + in_len; i < column; ++i) xr[i] = 0;  // meets only the zero-padded taps or unstored outputs
   for (int c = 0; c < channels; ++c) {
     const int8_t* xc = x + c;
-    for (int i = 0; i < in_len; ++i, xc += channels) xr[i] = static_cast<int16_t>(*xc + p.x_offset);
+    for (int i = pad; i < pad + in_len; ++i, xc += channels) xr[i] = static_cast<int16_t>(*xc + p.x_offset);
     const int8_t* wc = w + c * taps4;
     const int32_t b = bias ? bias[c] : 0;
     const QuantizedMultiplier q(p.multiplier[c], p.shift[c]);

@@ -2,9 +2,10 @@
 // exponentials looked up. Every value the reference computes per element
 // depends only on the difference d = max(row) - x, one of 256: the table of
 // exp_on_negative_values (and of its Rescale into the 12-integer-bit sum) is
-// filled once per call, by the reference's own functions on the same
-// arguments, so it holds exactly what the reference would compute. Below 256
-// elements the reference kernel itself is cheaper and runs instead.
+// filled by the reference's own functions on the same arguments, so it holds
+// exactly what the reference would compute; it is kept for the next call with
+// the same parameters. For rows of up to 16 the reference kernel itself is
+// cheaper and runs instead.
 #pragma once
 #include <stdint.h>
 
@@ -15,30 +16,52 @@
 namespace embbert_aot {
 namespace kernels {
 
-// x [rows, depth] -> out [rows, depth]; out may be x (a row's max and sum are read first)
-inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int rows, int depth, int8_t* out) {
-  if (rows * depth <= 256) {
-    const int32_t dims[] = {rows, depth};
-    const tflite_micro::RuntimeShape shape(2, dims);
-    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, x, shape, out);
-    return;
-  }
+// By d = max - x: exp_on_negative_values(rescaled -d).raw(), and its Rescale<12>
+// (what the sum adds); both 0 below diff_min.
+struct SoftmaxTable {
+  int32_t input_multiplier = 0, input_left_shift = 0, diff_min = 1;  // diff_min 1: never filled
+  int32_t exp0[256];
+  int32_t exp_acc[256];
+};
+
+// The table of p, filled when p differs from the last call's (the attention
+// loop, attention.py, calls Softmax once per tile of rows with the same p).
+inline const SoftmaxTable& SoftmaxTableFor(const tflite_micro::SoftmaxParams& p) {
+  static SoftmaxTable t;
+  if (t.input_multiplier == p.input_multiplier && t.input_left_shift == p.input_left_shift &&
+      t.diff_min == p.diff_min)
+    return t;
   using FixedPointScaledDiff = gemmlowp::FixedPoint<int32_t, 5>;  // softmax.h's kScaledDiffIntegerBits
-  constexpr int kAccumulationIntegerBits = 12;
-  int32_t exp0[256];  // by d = max - x: exp_on_negative_values(rescaled -d).raw(), or 0 below diff_min
-  int32_t exp_acc[256];  // its Rescale<12> (what the sum adds), 0 below diff_min
   for (int d = 0; d < 256; ++d) {
     if (-d >= p.diff_min) {
       const int32_t rescaled =
           tflite_micro::MultiplyByQuantizedMultiplierGreaterThanOne(-d, p.input_multiplier, p.input_left_shift);
       const auto e = gemmlowp::exp_on_negative_values(FixedPointScaledDiff::FromRaw(rescaled));
-      exp0[d] = e.raw();
-      exp_acc[d] = gemmlowp::Rescale<kAccumulationIntegerBits>(e).raw();
+      t.exp0[d] = e.raw();
+      t.exp_acc[d] = gemmlowp::Rescale<12>(e).raw();
     } else {
-      exp0[d] = 0;
-      exp_acc[d] = 0;
+      t.exp0[d] = 0;
+      t.exp_acc[d] = 0;
     }
   }
+  t.input_multiplier = p.input_multiplier;
+  t.input_left_shift = p.input_left_shift;
+  t.diff_min = p.diff_min;
+  return t;
+}
+
+// x [rows, depth] -> out [rows, depth]; out may be x (a row's max and sum are read first)
+inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int rows, int depth, int8_t* out) {
+  if (depth <= 16) {  // at most 16 keys: filling the table costs more than it saves
+    const int32_t dims[] = {rows, depth};
+    const tflite_micro::RuntimeShape shape(2, dims);
+    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, x, shape, out);
+    return;
+  }
+  constexpr int kAccumulationIntegerBits = 12;
+  const SoftmaxTable& t = SoftmaxTableFor(p);
+  const int32_t* exp0 = t.exp0;
+  const int32_t* exp_acc = t.exp_acc;
   for (int i = 0; i < rows; ++i, x += depth, out += depth) {
     int32_t max = -128;
     for (int c = 0; c < depth; ++c) max = x[c] > max ? x[c] : max;

@@ -9,13 +9,14 @@ namespace kernels {
 
 constexpr int DepthwiseConvScratchBytes(int /*out_len*/, int /*taps*/) { return 0; }
 
-// x [in_len, channels], w [taps, channels], bias [channels] or nullptr -> out [in_len - taps + 1, channels]
+// x [in_len, channels] after p.pad_before rows of its zero point, w [taps, channels], bias [channels] or
+// nullptr -> out [pad_before + in_len - taps + 1, channels]
 __attribute__((always_inline)) inline  // as a direct call: constant shapes propagate
 void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,
                      int taps, const int32_t* bias, int8_t* out, void* /*scratch*/) {
   const tflite_micro::DepthwiseParams q = ReferenceParams(p);
   const int32_t dx[] = {1, 1, in_len, channels}, dw[] = {1, 1, taps, channels}, db[] = {channels},
-                dout[] = {1, 1, in_len - taps + 1, channels};
+                dout[] = {1, 1, p.pad_before + in_len - taps + 1, channels};
   tflite_micro::reference_integer_ops::DepthwiseConvPerChannel(
       q, p.multiplier, p.shift, tflite_micro::RuntimeShape(4, dx), x, tflite_micro::RuntimeShape(4, dw), w,
       tflite_micro::RuntimeShape(1, db), bias, tflite_micro::RuntimeShape(4, dout), out);
