@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arena_plan import INPLACE_OPS
 from . import codegen
 from .graph import Graph, Op, Tensor, dim_c
 
@@ -151,22 +152,22 @@ def _tile_ops(g: Graph, chain: list[Op], index: int) -> list[Op]:
 
 def _tile_bytes(g: Graph, op: Op) -> int:
     """One tile of the chain's scores (its widest type)."""
-    return codegen._align(max(int(np.prod(g.tensors[t.outputs[0]].static_shape)) * codegen._SIZE[
+    return codegen.align(max(int(np.prod(g.tensors[t.outputs[0]].static_shape)) * codegen._SIZE[
         g.tensors[t.outputs[0]].dtype] for t in op.options["tiles"][:-1]))
 
 
 def _matmul_scratch(g: Graph, op: Op, kernels: str) -> int:
     tiles = op.options["tiles"]
-    return codegen._align(max(codegen._scratch_bytes(g, t, kernels) for t in (tiles[0], tiles[-1])))
+    return codegen.align(max(codegen._scratch_bytes(g, t, kernels) for t in (tiles[0], tiles[-1])))
 
 
 def _tile_slots(g: Graph, op: Op) -> list[int]:
     """Which of two tile buffers each tile of scores is in: an op the arena plan may run
-    in place (codegen.INPLACE_OPS, int8) writes over its input, any other into the other."""
+    in place (INPLACE_OPS, int8) writes over its input, any other into the other."""
     slots = [0]
     for t in op.options["tiles"][1:-1]:
         int8 = g.tensors[t.inputs[0]].dtype == g.tensors[t.outputs[0]].dtype == "int8"
-        slots.append(slots[-1] if t.kind in codegen.INPLACE_OPS and int8 else 1 - slots[-1])
+        slots.append(slots[-1] if t.kind in INPLACE_OPS and int8 else 1 - slots[-1])
     return slots
 
 
