@@ -25,7 +25,7 @@ change by a bit (only the op list, the file and the arena do):
   (metadata "OfflineMemoryAllocation", micro/docs/memory_management.md), with
   the reuse convert/aot also does and TFLite-Micro's own planner does not: a
   RESHAPE output shares its input's bytes, and so does the output of an int8
-  ADD, MUL, LOGISTIC or SOFTMAX and an input of the same shape that dies there.
+  ADD, MUL, LOGISTIC, SOFTMAX or SELECT_V2 and an input of the same shape that dies there.
   TFLite-Micro's reference kernels read each input element before they write
   the output element of the same index (softmax: a row's max and sum first);
   `optimize_checked` runs the converter's model and the rewritten one on real
@@ -451,7 +451,7 @@ def _toposort(mm: _Model) -> None:
 # reference kernels, the same ones convert/aot calls in place): each output
 # element depends on the same-index input element (softmax: and on its row's
 # max and sum, computed before the row is written), read before it is written.
-INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX")
+INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX", "SELECT_V2")
 
 
 @dataclass
