@@ -104,3 +104,15 @@ def test_tflite_micro_follows_the_float_model(converted):
 def test_int8_range_includes_zero_as_tflite_does(lo, hi, scale, zp):
     got = exact_mask.int8_quantization(lo, hi)
     assert got[0] == pytest.approx(scale, rel=1e-6) and got[1] == zp
+
+
+def test_aot_refuses_a_softmax_over_the_keys_without_the_exact_mask(converted):
+    """A graph of the -32 bias (graph version 1) cannot be computed on the real
+    tokens exactly: the code generator says so and how to mend it."""
+    from embbert.convert.aot.codegen import generate
+    from embbert.convert.aot.graph import AotUnsupported, read_graph
+
+    raw, new = converted[3], converted[4]
+    with pytest.raises(AotUnsupported, match="without the exact padded-key mask.*convert the run again"):
+        generate(read_graph(raw), "0" * 64)
+    assert "Softmax(p, " in generate(read_graph(new), "0" * 64)[1]
