@@ -12,7 +12,7 @@ accuracy, the conversion's float-vs-int8 parity, and the int8 scale of each
 layer's score map (the SOFTMAX input). --before ART_ROOT adds the same parity
 and scales from ART_ROOT/<run name>/ (an artifact of an earlier converter, e.g.
 the -32 bias of graph version 1), read only. Prints a table and writes
-bench/results/exactness.json.
+bench/results/exactness.json (after each run: a long bench keeps what it measured).
 """
 
 import argparse
@@ -74,6 +74,7 @@ def main() -> None:
         if before is not None and (before / "manifest.json").is_file():
             row["before"] = {"artifact": str(before), "score_scales": score_scales(before), "convert_parity": parity(before)}
         rows.append(row)
+        path = write_result("exactness", rows, board="qemu-m4", graph_version=GRAPH_VERSION, limit=args.limit)
 
     print(f"{'run':<34} {'n':>5} {'bit-exact':>9} {'acc dev':>8} {'acc host':>8} {'acc float':>9} "
           f"{'agree float':>11} {'agree before':>12}  score scales (before -> now)")
@@ -85,7 +86,6 @@ def main() -> None:
         print(f"{Path(r['run']).name:<34} {r['sentences']:>5} {r['bit_exact_fraction']:>9.4f} "
               f"{r['accuracy_device']:>8.4f} {r['accuracy_host_int8']:>8.4f} {r['accuracy_float']:>9.4f} "
               f"{r['convert_parity']['agreement_micro']:>11.4f} {agree_before:>12}  {scales}")
-    path = write_result("exactness", rows, board="qemu-m4", graph_version=GRAPH_VERSION, limit=args.limit)
     print(f"-> {path}")
 
 
