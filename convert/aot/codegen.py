@@ -635,7 +635,7 @@ class Emitter:
 
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
-        m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
+        m, s = quant.quantize_multiplier(quant.batch_matmul_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
         rhs = self.t(b.index)
         pre = []
