@@ -28,8 +28,8 @@ each mask by two selects on the same `ids == [PAD]` condition:
   not be computed at all.
 
 The graph's numerics change by design (GRAPH_VERSION 2): a padded key now
-weighs exp(-128 level - row max), at most about e^-MARGIN of the row's largest
-term, instead of about e^-32.
+weighs e^(its -128 level - the row max), at most e^-MARGIN of the row's largest
+term on every calibration row, instead of about e^-32.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _pad_condition(mm: _Model, bias: int, prod: dict) -> int | None:
         return None
     cond, on_pad, on_real = (int(t) for t in sel.inputs)
     eq = prod.get(cond)
-    a, b = mm.const(int(sel.inputs[1])), mm.const(int(sel.inputs[2]))
+    a, b = mm.const(on_pad), mm.const(on_real)
     if eq is None or mm.kind(eq) != "EQUAL" or a is None or b is None or a.size != 1 or b.size != 1:
         return None
     ids, pad = (int(t) for t in eq.inputs)
