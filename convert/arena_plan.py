@@ -26,7 +26,7 @@ ALIGN = 16  # TFLite-Micro's kBufferAlignment
 # reference kernels, and ours in firmware/src/backends/aot/kernels/): each output
 # element depends on the same-index input element (softmax: and on its row's max
 # and sum, computed before the row is written), read before it is written.
-INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX")
+INPLACE_OPS = ("ADD", "MUL", "LOGISTIC", "SOFTMAX", "SELECT_V2")
 
 
 @dataclass

@@ -14,6 +14,9 @@ sentence padded to L = cfg.max_len, with int32 ids as the only input:
 - Padding: padded keys get an additive -MASK_BIAS before the softmax, from a
   SELECT_V2 on (ids == PAD), not masked_fill(-inf) (no inf in int8). Queries
   are never masked: the head reads only [CLS] (or pools over real tokens).
+  In the int8 graph exact_mask.py replaces that ADD by selects (padded keys
+  at the int8 minimum, then at probability 0): onnx2tf would mis-transpose
+  a SELECT_V2 on the L x L map.
 - RMSNorm weight, 1/sqrt(d) and the lambdas are folded into the Linears that
   follow (K = V = h, so the norm weight goes into both the query and the
   output projection), which removes one L x L MUL per layer.

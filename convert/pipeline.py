@@ -22,7 +22,7 @@ from embbert.errors import UserError
 from embbert.tokenizer import PAD_ID, encode, load_tokenizer
 from embbert.writable import check_writable
 
-from . import arena, carray, check_ops, export, optimize, parity, quantize, source
+from . import arena, carray, check_ops, exact_mask, export, optimize, parity, quantize, source
 from .aot.artifact import generate_sources as aot_sources
 from .aot.graph import AotUnsupported
 from .manifest import Arena, FileHash, Manifest, Parity, Quantization, TensorSpec, read_manifest
@@ -51,7 +51,8 @@ def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path
                  rewrites: dict | None = None) -> bytes:
     """Exportable module -> checked full-int8 flatbuffer (raises FloatGraphMismatch
     when onnx2tf's float graph is not the module, UnsupportedOp),
-    rewritten for TFLite-Micro (optimize.py; what was done goes into `rewrites`).
+    with its padded-key masks made exact (exact_mask.py), rewritten for
+    TFLite-Micro (optimize.py; what was done goes into `rewrites`).
     Leaves the float graph in work/model.onnx."""
     onnx_path = work / "model.onnx"
     export.to_onnx(module, max_len, onnx_path)
@@ -64,10 +65,11 @@ def build_tflite(module, max_len: int, calibration: list[np.ndarray], work: Path
             raise
         raise check_ops.UnsupportedOp(quantize.explain_converter_error(e, onnx_path)) from None
     check_ops.check_micro(check_ops.read_model(model))
+    model, masks = exact_mask.rewrite(model, calibration)  # changes the numerics by design: before the checked rewrites
     model, done = optimize.optimize_checked(model, calibration[:CHECK_SENTENCES])
     check_ops.check_micro(check_ops.read_model(model))
     if rewrites is not None:
-        rewrites.update(done)
+        rewrites.update(exact_masks=len(masks), **done)
     return model
 
 

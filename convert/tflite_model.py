@@ -168,6 +168,12 @@ class TfliteModel:
         return users
 
     # serialization -----------------------------------------------------
+    def replace_uses(self, old: int, new: int) -> None:
+        """Every reader of tensor `old` (and the graph's outputs) reads `new` instead."""
+        for op in self.ops:
+            op.inputs = np.array([new if int(t) == old else int(t) for t in op.inputs], dtype=np.int32)
+        self.g.outputs = np.array([new if int(t) == old else int(t) for t in self.g.outputs], dtype=np.int32)
+
     def pack(self) -> bytes:
         import flatbuffers
 

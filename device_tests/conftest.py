@@ -125,9 +125,9 @@ def make_smoke_artifact(root: Path, board_name: str, timings: dict | None = None
     if runtime == "micropython":
         from embbert.micropython.firmware import build_micropython
 
-        build_micropython(art, board_name, full_length=True)  # -> ART/build/<board>-micropython/firmware.elf
+        build_micropython(art, board_name)  # length-aware, the default -> ART/build/<board>-micropython/firmware.elf
     else:
-        build_firmware(art, board_name, full_length=True)  # -> ART/build/<board>/firmware.elf
+        build_firmware(art, board_name)  # length-aware, the default -> ART/build/<board>/firmware.elf
     lap("build")
     return art
 

@@ -77,13 +77,14 @@ def run_matmul_cases(board: str, kernels: str, cs: list[dict], work) -> str:
 
 EW_FIELDS = ["kind", "outer", "inner", "b_outer", "b_inner", "lo", "hi", "seed", "multiplier", "shift", "diff_min",
              "zero_point", "radius", "left_shift", "offset1", "multiplier1", "shift1", "offset2", "multiplier2", "shift2",
-             "out_offset", "quantized", "compute_sum"]
+             "out_offset", "quantized", "compute_sum", "padded"]
 MAX_ELEMENTS = 12000
 
 
 def elementwise_cases(count: int, seed: int) -> list[dict]:
     """Prepare's parameters from random scales (convert/aot/quant.py), shapes with odd sizes, tables' paths
-    (more than 256 / 512 elements) and the reference's (fewer), every broadcast the kernels take."""
+    (more than 256 / 512 elements) and the reference's (fewer), every broadcast the kernels take; softmax
+    rows with 0, 1, L - 1 and any number of padded keys."""
     rng = random.Random(seed)
     scale = lambda lo, hi: 10 ** rng.uniform(lo, hi)  # noqa: E731
     zp = lambda: rng.choice([-128, 127, 0, rng.randint(-128, 127)])  # noqa: E731
@@ -92,9 +93,15 @@ def elementwise_cases(count: int, seed: int) -> list[dict]:
         kind = k % 5
         outer = rng.choice([1, 2, 3, 7, 17, 33, 64])
         inner = rng.choice([1, 3, 7, 16, 31, 128, 129, 256])
-        while outer * inner > MAX_ELEMENTS:
+        padded = 0
+        if kind == 0:  # the full row's padded keys (-128) after the inner real ones: none, 1, L - 1 (L 256), any
+            padded = [0, 1, 256 - inner, rng.randint(0, 300)][k // 5 % 4]
+            inner = 1 if k // 5 % 8 == 2 else inner  # 255 padded keys beside one real key
+            padded = 255 if k // 5 % 8 == 2 else padded
+        while outer * (inner + padded) > MAX_ELEMENTS:
             outer = max(1, outer // 2)
-        c = dict.fromkeys(EW_FIELDS, 0) | dict(kind=kind, outer=outer, inner=inner, seed=rng.randint(1, 2**32 - 1))
+        c = dict.fromkeys(EW_FIELDS, 0) | dict(kind=kind, outer=outer, inner=inner, padded=padded,
+                                              seed=rng.randint(1, 2**32 - 1))
         c["lo"], c["hi"] = rng.choice([(-128, 127), (-128, 127), (100, 127), (-128, -100), (-5, 5)])
         if kind == 0:
             c["multiplier"], c["shift"], c["diff_min"] = quant.softmax_params(1.0, scale(-3, 0))

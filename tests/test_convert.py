@@ -99,6 +99,7 @@ def test_convert_writes_checked_artifacts(converted, run_dir):
     assert not {"ERF", "CUSTOM", "LESS", "CAST"} & set(manifest.ops)
     rw = manifest.graph_rewrites
     assert rw["negative_index_guards"] == 1 and rw["depthwise_convs"] == SMOKE.n_layers
+    assert rw["exact_masks"] == SMOKE.n_layers  # convert/exact_mask.py: one per softmax
     assert rw["offline_plan_bytes"] == rw["planned_bytes"] <= rw["planned_bytes_converter_order"]
     # C array: 16-byte aligned, the same bytes
     cc = (out / "model_data.cc").read_text()

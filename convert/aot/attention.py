@@ -157,8 +157,9 @@ def _tile_bytes(g: Graph, op: Op) -> int:
 
 
 def _matmul_scratch(g: Graph, op: Op, kernels: str) -> int:
-    tiles = op.options["tiles"]
-    return codegen.align(max(codegen._scratch_bytes(g, t, kernels) for t in (tiles[0], tiles[-1])))
+    """The scratch any one op of the chain needs while it runs (its matmuls'; the reference
+    softmax's full row of keys): the ops run one after the other, so they share it."""
+    return codegen.align(max(codegen._scratch_bytes(g, t, kernels) for t in op.options["tiles"]))
 
 
 def _tile_slots(g: Graph, op: Op) -> list[int]:

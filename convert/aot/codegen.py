@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from embbert.tokenizer import PAD_ID
+
 from .. import arena_plan
 from ..arena_plan import Buffer, align, plan
 from ..rewrites.schedule import best_order
@@ -87,6 +89,8 @@ def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
         return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
     if op.kind == attention.KIND:
         return attention.scratch_bytes(g, op, kernels)
+    if kernels == "reference" and op.kind == "SOFTMAX" and g.tensors[op.inputs[0]].shape[-1][0]:
+        return g.tensors[op.inputs[0]].static_shape[-1]  # kernels/reference/softmax.h: one full row of L keys
     size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
         size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
@@ -227,6 +231,11 @@ class Emitter:
         if [dim_c(d) for d in shapes[k]] == [dim_c(d) for d in out[-len(shapes[k]):]] and \
                 all(d == (0, 1) for d in out[:len(out) - len(shapes[k])]):
             return "i"
+        row = list(shapes[k])
+        while row and row[0] == (0, 1):
+            row = row[1:]
+        if [dim_c(d) for d in row] == [dim_c(d) for d in out[len(out) - len(row):]]:  # one row for every outer index
+            return f"i % ({_prod(row)})"
         raise AotUnsupported(f"op {op.index} {op.kind}: broadcast {shapes} on non-int8 data")
 
     def _simple_elementwise(self, op: Op, expr: str) -> list[str]:
@@ -526,7 +535,7 @@ class Emitter:
 
     def op_batch_matmul(self, op):
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
-        m, s = quant.quantize_multiplier(quant.conv_multiplier(a.s, b.s, o.s))
+        m, s = quant.quantize_multiplier(quant.batch_matmul_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
         rhs = self.t(b.index)
         pre = []
@@ -550,10 +559,33 @@ class Emitter:
         if o.zero_point != -128 or quant.f32(o.s) != quant.f32(1 / 256):
             raise AotUnsupported("SOFTMAX output must be scale 1/256, zero point -128")
         mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), x.s)
+        keys = x.shape[-1]
+        padded = "0"
+        if keys[0]:  # over the n real keys: the full graph's L - n padded keys sit at -128 (convert/exact_mask.py)
+            if not self._masks_padded_keys(x.index):
+                raise AotUnsupported(f"op {op.index} SOFTMAX over the keys without the exact padded-key mask "
+                                     "(SELECT_V2 of -128 on ids == [PAD]): convert the run again with this version")
+            padded = f"{x.static_shape[-1]} - {dim_c(keys)}"
+        scratch = f"reinterpret_cast<int8_t*>({self._scratch(op)})" if op.index in self.scratch else "nullptr"
         return ["tflite_micro::SoftmaxParams p = {};",
                 f"p.input_multiplier = {mult}; p.input_left_shift = {shift}; p.diff_min = {diff_min};",
                 f"embbert_aot::kernels::Softmax(p, {self.t(x.index)}, {_prod(x.shape[:-1]) or '1'}, "
-                f"{dim_c(x.shape[-1])}, {self.t(o.index)});"]
+                f"{dim_c(keys)}, {padded}, {self.t(o.index)}, {scratch});"]
+
+    def _masks_padded_keys(self, t: int) -> bool:
+        """t = SELECT_V2(EQUAL(ids, [PAD]) over the keys, -128, scores): in the full graph every padded key is -128."""
+        ops = [*self.g.ops, *(tile for op in self.g.ops for tile in op.options.get("tiles", ()))]  # attention.py's
+        prod = {o: op for op in ops for o in op.outputs}
+        sel = prod.get(t)
+        if sel is None or sel.kind != "SELECT_V2":
+            return False
+        cond, lowest = (self.g.tensors[i] for i in sel.inputs[:2])
+        eq = prod.get(cond.index)
+        if eq is None or eq.kind != "EQUAL" or not lowest.is_const or lowest.data.size != 1 or int(lowest.data) != -128:
+            return False
+        ids, pad = (self.g.tensors[i] for i in eq.inputs)
+        return ids.index in self.g.inputs and pad.is_const and pad.data.size == 1 and int(pad.data) == PAD_ID \
+            and cond.shape[-1] == self.g.tensors[t].shape[-1]
 
     def op_logistic(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]

@@ -51,6 +51,13 @@ def conv_multiplier(input_scale: float, filter_scale: float, output_scale: float
     return prod / f32(output_scale)
 
 
+def batch_matmul_multiplier(lhs_scale: float, rhs_scale: float, output_scale: float) -> float:
+    """batch_matmul.cc, int8: the scales widened to double first, then multiplied (not
+    GetQuantizedConvolutionMultipler's float product: on EmbBERT's score maps the two
+    give multipliers tens of units apart, and host TFLite-Micro's logits follow this one)."""
+    return f32(lhs_scale) * f32(rhs_scale) / f32(output_scale)
+
+
 def per_channel_multipliers(input_scale: float, filter_scales, output_scale: float) -> tuple[list[int], list[int]]:
     """Per-channel FC / conv (PopulateConvolutionQuantizationParams): in double."""
     mults, shifts = [], []

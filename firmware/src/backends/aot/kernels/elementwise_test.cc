@@ -21,6 +21,7 @@
 
 namespace {
 int8_t g_a[kMaxElements], g_b[kMaxElements], g_got[kMaxElements], g_in_place[kMaxElements], g_want[kMaxElements];
+int8_t g_full[kMaxElements], g_scratch[kMaxElements];  // softmax: the full rows (real keys, then padded at -128)
 int32_t g_sums[kMaxElements];
 tflite_micro::ArithmeticParams Arithmetic(const Case& c) {
   tflite_micro::ArithmeticParams p = {};
@@ -39,7 +40,8 @@ tflite_micro::ArithmeticParams Arithmetic(const Case& c) {
   return p;
 }
 
-// kind: 0 softmax [outer, inner]; 1 logistic [outer * inner]; 2 add, 3 mul: a [outer, inner] with b
+// kind: 0 softmax [outer, inner], each row the first inner keys of a row of inner + padded whose padded
+// keys are -128; 1 logistic [outer * inner]; 2 add, 3 mul: a [outer, inner] with b
 // by strides (b_outer, b_inner): same, a row [inner], a column [outer, 1] or a scalar;
 // 4 mean / sum of each row [outer, inner] -> [outer]
 embbert_aot::kernels::ReduceParams Reduce(const Case& c) {
@@ -57,7 +59,7 @@ void Run(const Case& c, const int8_t* a, int8_t* out) {
     p.input_multiplier = c.multiplier;
     p.input_left_shift = c.shift;
     p.diff_min = c.diff_min;
-    embbert_aot::kernels::Softmax(p, a, c.outer, c.inner, out);
+    embbert_aot::kernels::Softmax(p, a, c.outer, c.inner, c.padded, out, g_scratch);
   } else if (c.kind == 1) {
     const embbert_aot::kernels::LogisticParams p = {c.zero_point, c.radius, c.multiplier, c.shift};
     embbert_aot::kernels::Logistic(p, a, n, out);
@@ -77,7 +79,14 @@ void Oracle(const Case& c) {
     p.input_multiplier = c.multiplier;
     p.input_left_shift = c.shift;
     p.diff_min = c.diff_min;
-    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, g_a, shape, g_want);
+    const int full = c.inner + c.padded;  // the oracle runs the full rows, as the full graph does
+    for (int r = 0; r < c.outer; ++r)
+      for (int k = 0; k < full; ++k) g_full[r * full + k] = k < c.inner ? g_a[r * c.inner + k] : -128;
+    const int32_t full_dims[] = {c.outer, full};
+    const tflite_micro::RuntimeShape full_shape(2, full_dims);
+    tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, full_shape, g_full, full_shape, g_scratch);
+    for (int r = 0; r < c.outer; ++r)
+      for (int k = 0; k < c.inner; ++k) g_want[r * c.inner + k] = g_scratch[r * full + k];
     return;
   }
   if (c.kind == 1) {

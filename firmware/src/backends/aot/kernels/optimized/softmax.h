@@ -50,9 +50,15 @@ inline const SoftmaxTable& SoftmaxTableFor(const tflite_micro::SoftmaxParams& p)
   return t;
 }
 
-// x [rows, depth] -> out [rows, depth]; out may be x (a row's max and sum are read first)
-inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int rows, int depth, int8_t* out) {
-  if (depth <= 16) {  // at most 16 keys: filling the table costs more than it saves
+// x [rows, depth] -> out [rows, depth]; out may be x (a row's max and sum are read first).
+// Each row is the first depth keys of a row of depth + padded keys whose last
+// padded keys are -128 (padded keys of the full graph, convert/exact_mask.py):
+// each of them adds the same term, exp_acc[max + 128], to the row's integer
+// sum, so padded times it is that sum exactly (at most 2^19 per term, so under
+// 2^31 for up to 4,096 keys). scratch: unused (reference/softmax.h's).
+inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int rows, int depth, int padded, int8_t* out,
+                    int8_t* /*scratch*/) {
+  if (padded == 0 && depth <= 16) {  // at most 16 keys: filling the table costs more than it saves
     const int32_t dims[] = {rows, depth};
     const tflite_micro::RuntimeShape shape(2, dims);
     tflite_micro::reference_ops::Softmax<int8_t, int8_t>(p, shape, x, shape, out);
@@ -67,6 +73,7 @@ inline void Softmax(const tflite_micro::SoftmaxParams& p, const int8_t* x, int r
     for (int c = 0; c < depth; ++c) max = x[c] > max ? x[c] : max;
     int32_t sum = 0;  // FixedPoint<int32_t, 12> addition: plain int32 addition of the raw values
     for (int c = 0; c < depth; ++c) sum += exp_acc[max - x[c]];
+    sum += padded * exp_acc[max + 128];
     int num_bits_over_unit;
     const int32_t shifted_scale = tflite_micro::GetReciprocal(sum, kAccumulationIntegerBits, &num_bits_over_unit);
     const int exponent = num_bits_over_unit + 31 - 8;
