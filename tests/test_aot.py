@@ -5,6 +5,7 @@ for bit on real sentences, at full length and on the real length only."""
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import run_cli
 from test_convert import _make_run
@@ -106,7 +107,7 @@ def test_length_aware_mode_is_bit_identical_on_real_sentences(family_art, tmp_pa
     seqs += [seqs[0][:1], seqs[0][:2]]  # 1 and 2 real tokens: L - 1 and L - 2 padded keys
     ref = artifact_micro_logits(family_art, seqs)
     for kernels in ("reference", "optimized"):
-        exe = build_host(family_art / "model.tflite", tmp_path_factory.mktemp("aot-" + kernels), kernels=kernels)
+        exe = build_host(family_art, tmp_path_factory.mktemp("aot-" + kernels), kernels=kernels)
         with HostModel(exe) as hm:
             got = [hm.infer(s) for s in seqs]
         diff = [i for i, (g, r) in enumerate(zip(got, ref)) if g != r]
