@@ -165,9 +165,10 @@ def _matmul_scratch(g: Graph, op: Op, kernels: str) -> int:
 def _tile_slots(g: Graph, op: Op) -> list[int]:
     """Which of two tile buffers each tile of scores is in: an op the arena plan may run
     in place (INPLACE_OPS, int8) writes over its input, any other into the other."""
+    tiles = op.options["tiles"]
     slots = [0]
-    for t in op.options["tiles"][1:-1]:
-        int8 = g.tensors[t.inputs[0]].dtype == g.tensors[t.outputs[0]].dtype == "int8"
+    for prev, t in zip(tiles[:-2], tiles[1:-1]):  # the chain's tensor is the previous tile's output
+        int8 = g.tensors[prev.outputs[0]].dtype == g.tensors[t.outputs[0]].dtype == "int8"
         slots.append(slots[-1] if t.kind in INPLACE_OPS and int8 else 1 - slots[-1])
     return slots
 
