@@ -136,6 +136,13 @@ def plan_peak(g: Graph, bufs: dict[int, Buffer], scratch: dict[int, Buffer], tot
                      for b in sorted(live[k], key=lambda b: b.offset)]}
 
 
+def fuse(g: Graph) -> None:
+    """The generator's fused ops in g: attention chains in row tiles (attention.py), each
+    causal PAD read by its conv (causal_conv.py). Their op indices are the generated code's."""
+    attention.fuse(g)
+    causal_conv.fuse(g)
+
+
 def schedule(g: Graph, kernels: str = "reference") -> None:
     """Reorder g.ops for the smallest arena, scratch included: the search of
     convert/rewrites/schedule.py (`best_order`; the order as it is on a tie). The
@@ -162,8 +169,7 @@ class Emitter:
     def __init__(self, g: Graph, kernels: str = "reference"):
         if kernels not in KERNELS:
             raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
-        attention.fuse(g)
-        causal_conv.fuse(g)
+        fuse(g)
         schedule(g, kernels)
         self.g = g
         self.kernels = kernels

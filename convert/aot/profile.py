@@ -16,9 +16,9 @@ from embbert.device.baremetal import TEST_DIR, build_program, run_program
 from embbert.device.boards import load_board
 
 from ..manifest import check_file, read_manifest
-from . import attention, causal_conv, headers
+from . import headers
 from .artifact import AOT_SRC, checked_folder, kernel_dirs
-from .codegen import op_macs
+from .codegen import fuse, op_macs
 from .graph import read_graph
 
 # TFLite-Micro's release configuration, as on the firmware (embbert.device.build)
@@ -40,9 +40,8 @@ def profile(art_dir: Path, board: str, lengths: list[int], ids: list[int], work:
     kernels = kernels or load_board(board).build.aot_kernels
     src = checked_folder(art_dir, manifest, kernels)
     check_file(art_dir, manifest["model_file"])
-    g = read_graph((Path(art_dir) / manifest["model_file"]["path"]).read_bytes())  # op kinds and MACs by op index,
-    attention.fuse(g)  # with the generator's fused ops (their indices are the generated code's)
-    causal_conv.fuse(g)
+    g = read_graph((Path(art_dir) / manifest["model_file"]["path"]).read_bytes())
+    fuse(g)  # op kinds and MACs by op index, the generated code's
     work.mkdir(parents=True, exist_ok=True)
     (work / "aot_profile_input.h").write_text(_input_header(lengths, ids, g.L))
     elf = build_program(board, [src / "model_aot.cc", AOT_SRC / "aot_common.cc", TEST_DIR / "aot_profile_main.cc"],
