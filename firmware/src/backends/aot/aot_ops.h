@@ -56,13 +56,20 @@ inline void RsqrtInt8(const int8_t* in, int8_t* out, int size, int32_t input_off
 //   so one arithmetic shift serves both signs (no branch, no 64-bit division).
 //   It saturates only for a = b = INT32_MIN, which b >= 0 rules out.
 // - gemmlowp's RoundingDivideByPOT with its mask and threshold precomputed.
+// - ApplySmall's RoundingDivideByPOT of a high word under 2^30 as one rounded
+//   shift, (x + 2^(right-1) - (x < 0)) >> right: x >> right, plus one when the
+//   remainder mod 2^right is at least 2^(right-1) (x >= 0) or above it (x < 0),
+//   gemmlowp's threshold; 4 instructions instead of 6. For right = 0 nothing
+//   is added (round and sign are 0).
 struct QuantizedMultiplier {
   int32_t multiplier;
   int left, right;  // shift > 0: left shift of x; else right shift of the product
   int32_t mask, half;
+  int32_t round, sign;  // ApplySmall's: 2^(right-1) and -1, or 0 and 0 for right = 0
   QuantizedMultiplier(int32_t quantized_multiplier, int shift)
       : multiplier(quantized_multiplier), left(shift > 0 ? shift : 0), right(shift > 0 ? 0 : -shift),
-        mask(static_cast<int32_t>((int64_t{1} << right) - 1)), half(mask >> 1) {}
+        mask(static_cast<int32_t>((int64_t{1} << right) - 1)), half(mask >> 1), round(half + (right > 0 ? 1 : 0)),
+        sign(right > 0 ? -1 : 0) {}
   int32_t Apply(int32_t x) const { return DivideByPOT(static_cast<int32_t>((Product(x) + (int64_t{1} << 30)) >> 31)); }
   // The same for |x * 2^left| < 2^30: then (x * 2^left * m + 2^30) >> 31 is the
   // rounded high word of (2 * x * 2^left) * m, one SMMULR on Cortex-M4/M7.
@@ -70,7 +77,7 @@ struct QuantizedMultiplier {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     int32_t high;
     __asm("smmulr %0, %1, %2" : "=r"(high) : "r"(x * (2 << left)), "r"(multiplier));
-    return DivideByPOT(high);
+    return (high + round + ((high >> 31) & sign)) >> right;  // |high| < 2^30: no overflow
 #else
     return Apply(x);
 #endif
@@ -80,8 +87,8 @@ struct QuantizedMultiplier {
     const int32_t threshold = half + (high < 0 ? 1 : 0);
     return (high >> right) + ((high & mask) > threshold ? 1 : 0);
   }
-  // largest |x| that ApplySmall takes
-  int32_t SmallLimit() const { return ((int32_t{1} << 30) - 1) >> left; }
+  // largest |x| that ApplySmall takes (none for right > 31, which TFLite's multipliers never have)
+  int32_t SmallLimit() const { return right > 31 ? -1 : ((int32_t{1} << 30) - 1) >> left; }
 };
 
 inline int32_t MultiplyByQuantizedMultiplierFast(int32_t x, int32_t quantized_multiplier, int shift) {

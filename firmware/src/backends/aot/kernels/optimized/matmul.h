@@ -216,6 +216,7 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
   const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
   const QuantizedMultiplier per_tensor(p.multiplier[0], p.shift[0]);
   const bool per_tensor_small = largest <= per_tensor.SmallLimit();
+  const int32_t largest32 = largest < (1 << 30) ? static_cast<int32_t>(largest) : 1 << 30;  // SmallLimit() < 2^30
   const int32_t zero = 0;
   int32_t acc[kChunk * 4];
   for (int u0 = 0; u0 < units; u0 += kChunk) {
@@ -225,7 +226,7 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
     if (p.per_channel) {
       for (int u = 0; u < chunk; ++u) {
         const QuantizedMultiplier q(p.multiplier[u0 + u], p.shift[u0 + u]);
-        Requantize4(q, largest <= q.SmallLimit(), p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
+        Requantize4(q, largest32 <= q.SmallLimit(), p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
       }
     } else if (per_tensor_small) {
       for (int u = 0; u < chunk; ++u) Requantize4(per_tensor, true, p.out_offset, acc + 4 * u, out + u0 + u, out_stride);
