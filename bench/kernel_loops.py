@@ -219,7 +219,7 @@ def main() -> None:
     if bad:
         raise SystemExit("outputs differ between kernel sets or boards; nothing written:\n" + "\n".join(bad))
     rows = rows_of(results, cs, SHAPES)
-    console = Console()
+    console = Console(width=120)  # the table's width, on a terminal or not
     for board in args.boards:
         console.print(table(rows, board))
     path = write_result("kernel_loops", rows, counter="QEMU -icount instructions (board.toml [counter])",
