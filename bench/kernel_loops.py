@@ -28,7 +28,7 @@ Per shape, two figures:
 
 The shapes are the converted EmbBERT's at 256 tokens (the model of
 bench/results/device_latency.json: d_model 128, embedding 32, one attention
-head of 128, attention in row tiles of 4, convert/aot/attention.py). Prints a
+head of 128, attention in tiles of TILE_ROWS query rows, convert/aot/attention.py). Prints a
 table per board and writes bench/results/kernel_loops.json.
 """
 
@@ -48,6 +48,7 @@ from rich.table import Table
 
 from embbert.convert.aot import headers
 from embbert.convert.aot.artifact import AOT_SRC, kernel_dirs
+from embbert.convert.aot.attention import TILE_ROWS
 from embbert.convert.aot.codegen import KERNELS
 from embbert.convert.aot.profile import RELEASE_DEFINES
 from embbert.device.baremetal import TEST_DIR, build_program, run_program
@@ -75,9 +76,9 @@ SHAPES = [  # the model's FULLY_CONNECTED weights are quantized per channel
     Shape("fc-per-tensor", "FULLY_CONNECTED", False, 256, 128, 128, "the same with weights quantized per tensor"),
     Shape("fc-embedding", "FULLY_CONNECTED", True, 256, 128, 32, "the embedding's projection to d_model"),
     Shape("fc-one-row", "FULLY_CONNECTED", True, 1, 128, 128, "the last layer's projections of the [CLS] row"),
-    Shape("qk", "BATCH_MATMUL", False, 4, 256, 128, "attention scores Q K^T, one tile of 4 query rows"),
+    Shape("qk", "BATCH_MATMUL", False, TILE_ROWS, 256, 128, "attention scores Q K^T, one tile of query rows"),
     Shape("qk-32-rows", "BATCH_MATMUL", False, 32, 256, 128, "Q K^T over 32 query rows"),
-    Shape("pv", "BATCH_MATMUL", False, 4, 128, 256, "attention output P V (V transposed), one tile"),
+    Shape("pv", "BATCH_MATMUL", False, TILE_ROWS, 128, 256, "attention output P V (V transposed), one tile"),
 ]
 
 CALL_FIELDS = ["rows", "units", "depth", "x_offset", "w_offset", "out_offset", "multiplier", "shift", "per_channel",
