@@ -104,8 +104,10 @@ def calls(shapes: list[Shape], seed: int = 15) -> list[dict]:
 def calls_header(cs: list[dict]) -> str:
     """kernel_loops_calls.h: the calls' table, and RunCall(k, ...) making call k with its units and depth
     as constants (as the generated model does; rows stay a variable, as n does there)."""
-    decl = "struct Call {\n" + "".join(f"  {'uint32_t' if f == 'seed' else 'int32_t'} {f};\n" for f in CALL_FIELDS) + "};\n"
-    table = ",\n".join("  {" + ", ".join(f"{c[f]}u" if f == "seed" else str(c[f]) for f in CALL_FIELDS) + "}" for c in cs)
+    decl = "struct Call {\n" + "".join(f"  {'uint32_t' if f == 'seed' else 'int32_t'} {f};\n"
+                                       for f in CALL_FIELDS) + "};\n"
+    table = ",\n".join("  {" + ", ".join(f"{c[f]}u" if f == "seed" else str(c[f]) for f in CALL_FIELDS) + "}"
+                        for c in cs)
     cases = []
     for k, c in enumerate(cs):
         if c["op"] == "FULLY_CONNECTED":
@@ -171,7 +173,8 @@ def rows_of(results: dict, cs: list[dict], shapes: list[Shape]) -> list[dict]:
         for i, s in enumerate(shapes):
             d, d2 = ({**r[k], "macs": cs[k]["rows"] * cs[k]["units"] * cs[k]["depth"]} for k in (2 * i, 2 * i + 1))
             rows.append({"board": board, "kernels": kernels, **asdict(s), "macs": d["macs"],
-                         "instructions": d["instructions"], "instructions_per_mac": round(d["instructions"] / d["macs"], 4),
+                         "instructions": d["instructions"],
+                         "instructions_per_mac": round(d["instructions"] / d["macs"], 4),
                          "instructions_at_2d": d2["instructions"], "macs_at_2d": d2["macs"],
                          "inner_loop_per_mac": round(marginal(d, d2), 4), "bit_exact": True})
     return rows
