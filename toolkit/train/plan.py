@@ -38,7 +38,7 @@ class PretrainPlan(BaseModel):
 # 0 -> 71.69 %, 96.9 %; 16 -> 75.76 %, 98.75 %; 24 -> 74.20 %, 99.29 %;
 # 32 -> 72.78 %, 99.06 %. Validation accuracy 74.20, 74.04 and 73.49 % for
 # 16, 24 and 32: 24 is the least noise that kept agreement >= 99 %.
-# sms_spam with 24: 98.06 %, agreement 100 %. (bench/results/convert.json)
+# sms_spam with 24: 98.06 %, agreement 100 %. (runs of an earlier converter, not kept)
 # The float accuracy it costs or gains depends on the task: vader_movies +4.7,
 # trec_questions -3.7, news20 (2 epochs) -13.4 points (bench/results/accuracy*.json).
 # 24 was picked on a test split: bench/reproduce.py re-chooses it on validation
