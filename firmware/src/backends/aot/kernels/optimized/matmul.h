@@ -11,6 +11,12 @@
 // so the result is the reference kernel's bit for bit; the requantization is
 // TFLite-Micro's, bit for bit (QuantizedMultiplier, aot_ops.h).
 //
+// MatMulRhsDepthUnits: the same product with w given as [depth, units] (BATCH_MATMUL
+// without adj_y: attention's P . V, V being x itself). The roles swap: four
+// columns of w are packed into scratch in the layout PackRows gives rows
+// (PackColumns), and the rows of x play the units, contiguous along k: the
+// same hot loop, the packing paid once per 4 columns for all rows.
+//
 // With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
 // intrinsics; elsewhere the same loops in plain C.
 #pragma once
@@ -283,6 +289,97 @@ inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_
     case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
     case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
     case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    default: break;
+  }
+}
+
+// Columns w[.][0..C) of w [depth, units] -> s: per 4 k, per column, the int16
+// [w0 w2 w1 w3] + offset (PackRows's layout, a column for a row).
+template <int C>
+inline void PackColumns(const int8_t* w, int units, int depth, int32_t offset, int16_t* s) {
+  const int quads = depth / 4;
+#if EMBBERT_AOT_DSP
+  if (C == 4) {  // 4 loads, 8 extends, 8 packs, 8 stores per 16 elements
+    const uint32_t off2 = (static_cast<uint32_t>(offset) & 0xFFFF) | (static_cast<uint32_t>(offset) << 16);
+    uint32_t* out = reinterpret_cast<uint32_t*>(s);
+    auto low = [](uint32_t a, uint32_t b) { return (a & 0xFFFF) | (b << 16); };         // PKHBT: a's low, b's low
+    auto high = [](uint32_t a, uint32_t b) { return (a >> 16) | (b & 0xFFFF0000u); };  // PKHTB: a's high, b's high
+    for (int q = 0; q < quads; ++q, w += 4 * units) {
+      const uint32_t r0 = Word(w), r1 = Word(w + units), r2 = Word(w + 2 * units), r3 = Word(w + 3 * units);
+      // row k+i's columns [0 2] (e) and [1 3] (o), as int16 + offset
+      const uint32_t e0 = __sxtab16(off2, r0), e1 = __sxtab16(off2, r1), e2 = __sxtab16(off2, r2),
+                     e3 = __sxtab16(off2, r3);
+      const uint32_t o0 = Sxtab16Ror8(off2, r0), o1 = Sxtab16Ror8(off2, r1), o2 = Sxtab16Ror8(off2, r2),
+                     o3 = Sxtab16Ror8(off2, r3);
+      out[0] = low(e0, e2);  // column 0: [k0 k2]
+      out[1] = low(e1, e3);  //           [k1 k3]
+      out[2] = low(o0, o2);  // column 1
+      out[3] = low(o1, o3);
+      out[4] = high(e0, e2);  // column 2
+      out[5] = high(e1, e3);
+      out[6] = high(o0, o2);  // column 3
+      out[7] = high(o1, o3);
+      out += 8;
+    }
+    return;
+  }
+#endif
+  for (int q = 0; q < quads; ++q, w += 4 * units) {
+    for (int c = 0; c < C; ++c) {
+      *s++ = static_cast<int16_t>(w[c] + offset);
+      *s++ = static_cast<int16_t>(w[2 * units + c] + offset);
+      *s++ = static_cast<int16_t>(w[units + c] + offset);
+      *s++ = static_cast<int16_t>(w[3 * units + c] + offset);
+    }
+  }
+}
+
+// Columns [0, C) of w [depth, units] against all rows of x [rows, depth]: out[r][c] at
+// stride units. The packed columns are DotQuads's "rows" and x's rows its w.
+template <int C>
+inline void Columns(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+                    int8_t* out, int16_t* scratch) {
+  PackColumns<C>(w, units, depth, p.w_offset, scratch);
+  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  const int quads = depth / 4;
+  int r = 0;
+#if EMBBERT_AOT_DSP
+  if (C == 4 && depth >= 8 && depth % 8 == 0) {  // DotUnits4 over chunks of rows, then SMMULR where it can
+    constexpr int kChunk = 32;
+    const uint32_t off2 = (static_cast<uint32_t>(p.x_offset) & 0xFFFF) | (static_cast<uint32_t>(p.x_offset) << 16);
+    const bool small = int64_t{depth} * 256 * 256 <= q.SmallLimit();
+    const int32_t zero = 0;
+    int32_t acc[kChunk * 4];
+    for (; r < rows; r += kChunk) {
+      const int chunk = rows - r < kChunk ? rows - r : kChunk;
+      UnitLoopState state = {&zero, 0, acc, chunk};
+      DotUnits4(reinterpret_cast<const uint32_t*>(scratch), x + r * depth, depth, off2, &state);
+      for (int k = 0; k < chunk; ++k) Requantize4(q, small, p.out_offset, acc + 4 * k, out + (r + k) * units, 1);
+    }
+    return;
+  }
+#endif
+  for (; r < rows; ++r, x += depth, out += units) {
+    int32_t acc[C] = {};
+    DotQuads<C>(scratch, x, quads, p.x_offset, acc);
+    for (int k = 4 * quads; k < depth; ++k) {
+      const int32_t xk = x[k] + p.x_offset;
+      for (int c = 0; c < C; ++c) acc[c] += xk * (w[k * units + c] + p.w_offset);
+    }
+    for (int c = 0; c < C; ++c) out[c] = Saturate8(q.Apply(acc[c]) + p.out_offset);
+  }
+}
+
+// x [rows, depth] . w [depth, units] -> out [rows, units] (per-tensor requantization, no bias)
+inline void MatMulRhsDepthUnits(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units,
+                                int depth, int8_t* out, void* scratch) {
+  int16_t* s = static_cast<int16_t*>(scratch);
+  int u = 0;
+  for (; u + 4 <= units; u += 4) Columns<4>(p, x, rows, w + u, units, depth, out + u, s);
+  switch (units - u) {
+    case 3: Columns<3>(p, x, rows, w + u, units, depth, out + u, s); break;
+    case 2: Columns<2>(p, x, rows, w + u, units, depth, out + u, s); break;
+    case 1: Columns<1>(p, x, rows, w + u, units, depth, out + u, s); break;
     default: break;
   }
 }
