@@ -35,6 +35,9 @@ def cases(count: int, seed: int) -> list[dict]:
         bmm = rng.random() < 0.4
         rhs_depth_units = bmm and rng.random() < 0.5  # BATCH_MATMUL without adj_y: the RHS as [depth, units]
         per_channel = not bmm and rng.random() < 0.3
+        in_place = not bmm and rng.random() < 0.2  # out over x where the folder allows (units == depth)
+        if in_place:
+            units = depth = rng.choice([4, 6, 8, 12, 16, 32, 40])
         fit = round(math.log2(96 / (5500 * math.sqrt(depth))))  # outputs mostly inside int8, not clamped
         narrow = rng.random() < 0.2  # now and then tensors near one end of the int8 range
         x_lo, x_hi = (100, 127) if narrow else (-128, 127)
@@ -43,13 +46,13 @@ def cases(count: int, seed: int) -> list[dict]:
                         out_offset=oz, multiplier=rng.choice([1 << 30, (1 << 31) - 1, rng.randint(1 << 30, (1 << 31) - 1)]),
                         shift=rng.choice([-31, 5, rng.randint(-31, 5), fit, fit, fit]), per_channel=int(per_channel),
                         bias=int(not bmm and rng.random() < 0.8), batch_matmul=2 if rhs_depth_units else int(bmm),
-                        seed=rng.randint(1, 2**32 - 1),
+                        in_place=int(in_place), seed=rng.randint(1, 2**32 - 1),
                         x_lo=x_lo, x_hi=x_hi, w_lo=w_lo, w_hi=w_hi))
     return out
 
 
 FIELDS = ["rows", "units", "depth", "x_offset", "w_offset", "out_offset", "multiplier", "shift", "per_channel", "bias",
-          "batch_matmul", "seed", "x_lo", "x_hi", "w_lo", "w_hi"]
+          "batch_matmul", "in_place", "seed", "x_lo", "x_hi", "w_lo", "w_hi"]
 
 
 def cases_header(cs: list[dict]) -> str:

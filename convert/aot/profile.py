@@ -41,7 +41,7 @@ def profile(art_dir: Path, board: str, lengths: list[int], ids: list[int], work:
     src = checked_folder(art_dir, manifest, kernels)
     check_file(art_dir, manifest["model_file"])
     g = read_graph((Path(art_dir) / manifest["model_file"]["path"]).read_bytes())
-    fuse(g)  # op kinds and MACs by op index, the generated code's
+    fuse(g, kernels)  # op kinds and MACs by op index, the generated code's
     work.mkdir(parents=True, exist_ok=True)
     (work / "aot_profile_input.h").write_text(_input_header(lengths, ids, g.L))
     elf = build_program(board, [src / "model_aot.cc", AOT_SRC / "aot_common.cc", TEST_DIR / "aot_profile_main.cc"],

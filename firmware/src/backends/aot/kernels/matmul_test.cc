@@ -1,4 +1,5 @@
-// FULLY_CONNECTED and BATCH_MATMUL (with adj_y, and without: BatchMatMulRhsDepthUnits) of the kernels folder on the include path
+// FULLY_CONNECTED (also over its own input where the folder allows: FullyConnectedInPlace) and
+// BATCH_MATMUL (with adj_y, and without: BatchMatMulRhsDepthUnits) of the kernels folder on the include path
 // (reference/ or optimized/), against TFLite-Micro's reference kernels called
 // directly, bit for bit, on a bare-metal board (tests/test_aot_kernels.py).
 // matmul_cases.h (generated) lists shapes, zero points, multipliers and
@@ -63,7 +64,11 @@ int Check(const Case& c, embbert_test::Xorshift32& random) {
     embbert_aot::kernels::BatchMatMulRhsDepthUnits(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
   else if (c.batch_matmul)
     embbert_aot::kernels::BatchMatMul(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
-  else
+  else if (c.in_place && embbert_aot::kernels::FullyConnectedInPlace(c.units, c.depth)) {  // out over x
+    for (int i = 0; i < c.rows * c.depth; ++i) g_got[i] = g_x[i];
+    embbert_aot::kernels::FullyConnected(p, g_got, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
+                                         g_scratch);
+  } else
     embbert_aot::kernels::FullyConnected(p, g_x, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
                                          g_scratch);
   Oracle(c, p);

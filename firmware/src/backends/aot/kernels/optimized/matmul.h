@@ -273,7 +273,9 @@ inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int u
   }
 }
 
-// x [rows, depth] . w [units, depth]^T -> out [rows, units]
+// x [rows, depth] . w [units, depth]^T -> out [rows, units]. x is read only by PackRows, a
+// block of rows before that block's outputs are written (and by Block's tail when depth
+// is not a multiple of 4): with units == depth, out may be x (FullyConnectedInPlace).
 inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
                    const int32_t* bias, int8_t* out, void* scratch) {
   int16_t* s = static_cast<int16_t*>(scratch);
