@@ -182,6 +182,26 @@ def test_optimized_matmuls_read_their_rhs_untransposed(family_art):
     assert not any(g.tensors[t].name.endswith("/transposed") for t in em.bufs)
 
 
+def test_sources_of_the_generator_before_rhs_transpose_still_build_and_the_profile_refuses_them(art, tmp_path,
+                                                                                                monkeypatch):
+    """An artifact converted before rhs_transpose.py (its optimized sources keep x^T) builds over
+    today's kernels and stays bit-exact: `embbert build` only compiles what the manifest names.
+    The per-op profile, which names ops by today's generator, refuses it in one line."""
+    from embbert.convert.aot.profile import profile
+    from embbert.errors import UserError
+
+    monkeypatch.setattr(rhs_transpose, "fuse", lambda g: None)
+    old = _regenerated(art, tmp_path / "old")
+    monkeypatch.undo()
+    assert "BatchMatMulRhsDepthUnits" not in (old / "aot" / "optimized" / "model_aot.cc").read_text()
+    seqs, _ = _sentences(art, 10)
+    with HostModel(build_host(old, tmp_path / "build", "optimized")) as hm:
+        assert [hm.infer(s) for s in seqs] == artifact_micro_logits(art, seqs)
+    with pytest.raises(UserError, match=r"which this generator does not emit; run `embbert convert` again"):
+        profile(old, "qemu-m4", [8], seqs[0], tmp_path / "profile", "optimized")
+    assert not (tmp_path / "profile").exists()
+
+
 @pytest.mark.parametrize("kernels", ["reference", "optimized"])
 def test_attention_tiles_are_bit_identical_to_the_unfused_chain(art, kernels, tmp_path, monkeypatch):
     """Length-aware (n real tokens) and full length: the tiled attention gives the logits

@@ -111,6 +111,22 @@ def fully_connected_in_place(g: Graph, op: Op, kernels: str) -> bool:
     return units == depth and depth % 4 == 0
 
 
+def depthwise_in_place(g: Graph, op: Op, kernels: str) -> bool:
+    """kernels/<kernels>/depthwise_conv.h DepthwiseConvInPlace: ours may write over x when
+    out has x's shape (a causal conv, its PAD folded in); the reference kernel never."""
+    return kernels == "optimized" and op.kind == "DEPTHWISE_CONV_2D" and _depthwise_1d(g, op) \
+        and g.tensors[op.inputs[0]].shape == g.tensors[op.outputs[0]].shape
+
+
+def _inplace_inputs(g: Graph, op: Op, kernels: str) -> list[int] | None:
+    """The inputs op may write over besides arena_plan.INPLACE_OPS' (None: none)."""
+    if op.kind == attention.KIND:
+        return attention.inplace_inputs(op)
+    if fully_connected_in_place(g, op, kernels) or depthwise_in_place(g, op, kernels):
+        return [op.inputs[0]]
+    return None
+
+
 def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
     """What convert/arena_plan.py needs of g, sized for n = L, with each op's `_scratch_bytes`."""
     live = [t for t in g.tensors if not t.is_const]
@@ -119,8 +135,7 @@ def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
         [list(op.outputs) for op in g.ops], {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in live},
         {t.index: t.shape for t in live}, {t.index: t.dtype.upper() for t in live}, g.inputs, g.outputs,
         [_scratch_bytes(g, op, kernels) for op in g.ops],
-        {k: attention.inplace_inputs(op) if op.kind == attention.KIND else [op.inputs[0]]
-         for k, op in enumerate(g.ops) if op.kind == attention.KIND or fully_connected_in_place(g, op, kernels)})
+        {k: ins for k, op in enumerate(g.ops) if (ins := _inplace_inputs(g, op, kernels)) is not None})
 
 
 def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
