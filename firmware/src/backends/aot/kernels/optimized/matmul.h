@@ -304,24 +304,24 @@ inline void PackColumns(const int8_t* w, int units, int depth, int32_t offset, i
   if (C == 4) {  // 4 loads, 8 extends, 8 packs, 8 stores per 16 elements
     const uint32_t off2 = (static_cast<uint32_t>(offset) & 0xFFFF) | (static_cast<uint32_t>(offset) << 16);
     uint32_t* out = reinterpret_cast<uint32_t*>(s);
-    auto low = [](uint32_t a, uint32_t b) { return (a & 0xFFFF) | (b << 16); };         // PKHBT: a's low, b's low
-    auto high = [](uint32_t a, uint32_t b) { return (a >> 16) | (b & 0xFFFF0000u); };  // PKHTB: a's high, b's high
-    for (int q = 0; q < quads; ++q, w += 4 * units) {
-      const uint32_t r0 = Word(w), r1 = Word(w + units), r2 = Word(w + 2 * units), r3 = Word(w + 3 * units);
-      // row k+i's columns [0 2] (e) and [1 3] (o), as int16 + offset
-      const uint32_t e0 = __sxtab16(off2, r0), e1 = __sxtab16(off2, r1), e2 = __sxtab16(off2, r2),
-                     e3 = __sxtab16(off2, r3);
-      const uint32_t o0 = Sxtab16Ror8(off2, r0), o1 = Sxtab16Ror8(off2, r1), o2 = Sxtab16Ror8(off2, r2),
-                     o3 = Sxtab16Ror8(off2, r3);
-      out[0] = low(e0, e2);  // column 0: [k0 k2]
-      out[1] = low(e1, e3);  //           [k1 k3]
-      out[2] = low(o0, o2);  // column 1
-      out[3] = low(o1, o3);
-      out[4] = high(e0, e2);  // column 2
-      out[5] = high(e1, e3);
-      out[6] = high(o0, o2);  // column 3
-      out[7] = high(o1, o3);
-      out += 8;
+    const int8_t* w1 = w + units;  // rows k + 1 (and k + 3 at 2 * units from it)
+    const int two = 2 * units, four = 4 * units;
+    for (int q = 0; q < quads; ++q, w += four, w1 += four, out += 8) {
+      // rows k and k + 2 (e, f): their columns [0 2], then [1 3], as int16 + offset
+      uint32_t r = Word(w), t = Word(w + two);
+      uint32_t e = __sxtab16(off2, r), f = __sxtab16(off2, t);
+      out[0] = PackLow(e, f);   // column 0: [k0 k2]
+      out[4] = PackHigh(e, f);  // column 2
+      e = Sxtab16Ror8(off2, r), f = Sxtab16Ror8(off2, t);
+      out[2] = PackLow(e, f);   // column 1
+      out[6] = PackHigh(e, f);  // column 3
+      r = Word(w1), t = Word(w1 + two);  // rows k + 1 and k + 3: [k1 k3]
+      e = __sxtab16(off2, r), f = __sxtab16(off2, t);
+      out[1] = PackLow(e, f);
+      out[5] = PackHigh(e, f);
+      e = Sxtab16Ror8(off2, r), f = Sxtab16Ror8(off2, t);
+      out[3] = PackLow(e, f);
+      out[7] = PackHigh(e, f);
     }
     return;
   }
