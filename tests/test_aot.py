@@ -173,8 +173,11 @@ def test_optimized_matmuls_read_their_rhs_untransposed(family_art):
     ref = read_graph((family_art / "model.tflite").read_bytes())
     Emitter(ref, "reference")
     assert _transposed_rhs(ref)
+    xt = {t.outputs[0]: t.inputs[0] for t in _transposed_rhs(ref)}
+    slices = {op.index: xt[op.inputs[0]] for op in ref.ops if op.kind == "STRIDED_SLICE" and op.inputs[0] in xt}
     em = Emitter(g, "optimized")
     assert not _transposed_rhs(g)
+    assert {op.index: op.inputs[0] for op in g.ops if op.index in slices and op.options.get("size")} == slices
     assert not any(op.kind == "TRANSPOSE" and rhs_transpose._swaps_last_two(g, op) and any(
         t.kind == "TRANSPOSE" and t.outputs[0] == op.inputs[0] for t in g.ops) for op in g.ops)  # nor x^T back
     assert any(not mm.options["adjY"] for op in g.ops for mm in [op, *op.options.get("chain", ())]
