@@ -1,8 +1,8 @@
 """TRANSPOSE of the last two axes -> BATCH_MATMUL(adj_y) as one BATCH_MATMUL without adj_y.
 
-convert/rewrites/rhs_transposes.py gives every computed right-hand side of a
-BATCH_MATMUL its own TRANSPOSE op, so that TFLite-Micro runs adj_y with no
-persistent copy. In EmbBERT's attention that copy is x^T, the RMS-normed
+A computed right-hand side of a BATCH_MATMUL comes transposed by an op of the
+graph (onnx2tf's, or convert/rewrites/rhs_transposes.py's), so that
+TFLite-Micro runs adj_y with no persistent copy. In EmbBERT's attention that copy is x^T, the RMS-normed
 input (K = V = x): 32 kB at L = 256, live beside x and Q at the arena's peak.
 The optimized kernels read the RHS as [depth, units] directly
 (kernels/optimized/matmul.h MatMulRhsDepthUnits), so for them the matmul reads
@@ -45,7 +45,8 @@ def fuse(g: Graph) -> None:
     The TRANSPOSE goes when nothing reads xT any more."""
     for tr in [op for op in g.ops if op.kind == "TRANSPOSE"]:
         x, out = g.tensors[tr.inputs[0]], g.tensors[tr.outputs[0]]
-        if tr not in g.ops or not _swaps_last_two(g, tr) or (x.dtype, x.scale, x.zero_point) != (out.dtype, out.scale, out.zero_point):
+        if tr not in g.ops or not _swaps_last_two(g, tr) \
+                or (x.dtype, x.scale, x.zero_point) != (out.dtype, out.scale, out.zero_point):
             continue
         for op in [op for op in g.ops if out.index in op.inputs]:
             if op.kind == "BATCH_MATMUL" and op.options.get("adjY") and not op.options.get("adjX") \
@@ -53,7 +54,8 @@ def fuse(g: Graph) -> None:
                 op.inputs[1] = x.index
                 op.options = {**op.options, "adjY": False}
             elif op.kind == "TRANSPOSE" and op.inputs[0] == out.index and _swaps_last_two(g, op) \
-                    and op.outputs[0] not in g.outputs:
+                    and op.outputs[0] not in g.outputs and (x.scale, x.zero_point) == (
+                        g.tensors[op.outputs[0]].scale, g.tensors[op.outputs[0]].zero_point):
                 again = op.outputs[0]
                 for reader in g.ops:  # `again` is x
                     reader.inputs = [x.index if t == again else t for t in reader.inputs]

@@ -6,8 +6,9 @@
 // (for the oracle) and as the code generator packs them for this folder
 // (convert/aot/codegen.py pack_depthwise_weights); x and bias come from a
 // seeded xorshift. pad_before (a PAD folded into the conv) against the PAD
-// itself: that many rows of x's zero point written before x for the oracle. Over its own input in
-// half the cases where the folder allows (DepthwiseConvInPlace). Prints "case K ..." per mismatch, "cases N mismatches M", END.
+// itself: that many rows of x's zero point written before x for the oracle. Over its own
+// input in half the cases where the folder allows (DepthwiseConvInPlace). Prints "case K ..."
+// per mismatch, "cases N mismatches M", END.
 #include "app.h"
 #include "baremetal_test.h"
 #include "depthwise_conv.h"
