@@ -11,9 +11,9 @@ from conftest import run_cli
 from test_convert import _make_run
 
 from embbert.config import ModelConfig
-from embbert.convert.aot import attention, quant
+from embbert.convert.aot import attention, quant, rhs_transpose
 from embbert.convert.aot.artifact import generate_sources
-from embbert.convert.aot.codegen import Emitter, macs, plan_arena
+from embbert.convert.aot.codegen import Emitter, fuse, macs, plan_arena
 from embbert.convert.aot.graph import Graph, Op, Tensor, read_graph
 from embbert.convert.aot.host import HostModel, build_host
 from embbert.convert.parity import artifact_micro_logits, padded
@@ -117,7 +117,7 @@ def test_length_aware_mode_is_bit_identical_on_real_sentences(family_art, tmp_pa
 @pytest.mark.parametrize("kernels", ["reference", "optimized"])
 def test_arena_plan_never_overlaps_live_tensors(art, kernels):
     g = read_graph((art / "model.tflite").read_bytes())
-    attention.fuse(g)  # as the code generator plans it: the attention tiles are an op's scratch
+    fuse(g, kernels)  # as the code generator plans it: the attention tiles are an op's scratch
     bufs, scratch, total = plan_arena(g, kernels)
     items = {id(b): b for b in list(bufs.values()) + list(scratch.values())}.values()
     for a in items:
@@ -155,6 +155,56 @@ def test_causal_pad_is_read_by_its_conv_not_copied(family_art):
                                                                    for op in padded]  # causal: taps - 1
 
 
+def _transposed_rhs(g: Graph) -> list:
+    """The TRANSPOSEs of the last two axes whose output a BATCH_MATMUL reads as its right-hand side."""
+    return [t for t in g.ops if t.kind == "TRANSPOSE" and rhs_transpose._swaps_last_two(g, t) and any(
+        t.outputs[0] == mm.inputs[1] for op in g.ops for mm in [op, *op.options.get("chain", ())]
+        if mm.kind == "BATCH_MATMUL")]
+
+
+def test_optimized_matmuls_read_their_rhs_untransposed(family_art):
+    """rhs_transpose.py: for the optimized kernels no transposed copy of a BATCH_MATMUL's
+    right-hand side (EmbBERT's x^T, BERT's K^T) is in the plan; the matmul reads it as
+    [depth, units] (adj_y off), and x^T's other readers (x^T transposed back, a one-column
+    slice) read x. The reference kernels keep the TRANSPOSE. Logits: the tests above."""
+    g = read_graph((family_art / "model.tflite").read_bytes())
+    if not _transposed_rhs(g):
+        pytest.skip("no BATCH_MATMUL with a computed right-hand side")
+    ref = read_graph((family_art / "model.tflite").read_bytes())
+    Emitter(ref, "reference")
+    assert _transposed_rhs(ref)
+    xt = {t.outputs[0]: t.inputs[0] for t in _transposed_rhs(ref)}
+    slices = {op.index: xt[op.inputs[0]] for op in ref.ops if op.kind == "STRIDED_SLICE" and op.inputs[0] in xt}
+    em = Emitter(g, "optimized")
+    assert not _transposed_rhs(g)
+    assert {op.index: op.inputs[0] for op in g.ops if op.index in slices and op.options.get("size")} == slices
+    assert not any(op.kind == "TRANSPOSE" and rhs_transpose._swaps_last_two(g, op) and any(
+        t.kind == "TRANSPOSE" and t.outputs[0] == op.inputs[0] for t in g.ops) for op in g.ops)  # nor x^T back
+    assert any(not mm.options["adjY"] for op in g.ops for mm in [op, *op.options.get("chain", ())]
+               if mm.kind == "BATCH_MATMUL")
+    assert not any(g.tensors[t].name.endswith("/transposed") for t in em.bufs)
+
+
+def test_sources_of_the_generator_before_rhs_transpose_still_build_and_the_profile_refuses_them(art, tmp_path,
+                                                                                                monkeypatch):
+    """An artifact converted before rhs_transpose.py (its optimized sources keep x^T) builds over
+    today's kernels and stays bit-exact: `embbert build` only compiles what the manifest names.
+    The per-op profile, which names ops by today's generator, refuses it in one line."""
+    from embbert.convert.aot.profile import profile
+    from embbert.errors import UserError
+
+    monkeypatch.setattr(rhs_transpose, "fuse", lambda g: None)
+    old = _regenerated(art, tmp_path / "old")
+    monkeypatch.undo()
+    assert "BatchMatMulRhsDepthUnits" not in (old / "aot" / "optimized" / "model_aot.cc").read_text()
+    seqs, _ = _sentences(art, 10)
+    with HostModel(build_host(old, tmp_path / "build", "optimized")) as hm:
+        assert [hm.infer(s) for s in seqs] == artifact_micro_logits(art, seqs)
+    with pytest.raises(UserError, match=r"which this generator does not emit; run `embbert convert` again"):
+        profile(old, "qemu-m4", [8], seqs[0], tmp_path / "profile", "optimized")
+    assert not (tmp_path / "profile").exists()
+
+
 @pytest.mark.parametrize("kernels", ["reference", "optimized"])
 def test_attention_tiles_are_bit_identical_to_the_unfused_chain(art, kernels, tmp_path, monkeypatch):
     """Length-aware (n real tokens) and full length: the tiled attention gives the logits
@@ -164,7 +214,7 @@ def test_attention_tiles_are_bit_identical_to_the_unfused_chain(art, kernels, tm
     with HostModel(build_host(art, tmp_path / "tiled", kernels)) as hm:
         tiled = [hm.infer(s) for s in inputs]
     assert "ATTENTION" in (art / "aot" / kernels / "model_aot.cc").read_text()
-    monkeypatch.setattr(attention, "find_chains", lambda g: [])
+    monkeypatch.setattr(attention, "find_chains", lambda g, tile_rows: [])
     whole_art = _regenerated(art, tmp_path / "whole-art")
     with HostModel(build_host(whole_art, tmp_path / "whole", kernels)) as hm:
         whole = [hm.infer(s) for s in inputs]
@@ -308,6 +358,22 @@ def test_full_embbert_preset_bit_exact_at_both_lengths(tmp_path_factory):
         assert [hm.infer(s) for s in seqs] == ref
 
 
+@pytest.mark.slow
+def test_full_embbert_preset_arena_peak_holds_no_transposed_copy(tmp_path_factory):
+    """The quickstart's shape (L 256, d 128, 4 layers): the optimized plan holds no
+    transposed x (rhs_transpose.py), its attention output linear writes over its input
+    (fully_connected_in_place), and the arena stays under 100,000 B (issue 15's target)."""
+    from embbert.presets import get_preset
+
+    art = _convert(tmp_path_factory, get_preset("embbert"))
+    g = read_graph((art / "model.tflite").read_bytes())
+    em = Emitter(g, "optimized")
+    assert not any(op.kind == "TRANSPOSE" for op in g.ops)
+    assert em.arena_bytes < 100_000
+    peak = json.loads((art / "aot" / "optimized" / "plan.json").read_text())["plan_peak"]
+    assert peak["arena_bytes"] == em.arena_bytes and not any("[1, 128, 256]" in b["name"] for b in peak["live"])
+
+
 def test_qemu_m7_aot_gives_the_same_logits(art, tmp_path):
     from embbert.device.build import build_firmware
     from embbert.device.qemu import QemuDevice
@@ -336,11 +402,11 @@ def test_per_op_profile_on_qemu_reference_and_optimized_kernels(art, tmp_path):
     ids = seqs[-1]  # the full-length sentence: its first n are real ids for every n
     runs = {k: profile(art, "qemu-m4", [8, L], ids, tmp_path / k, k)
             for k in ("reference", "optimized")}
-    g = read_graph((art / "model.tflite").read_bytes())
-    Emitter(g, "reference")  # as generated: each attention chain one op, each causal PAD inside its conv
-    kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace
     want = _host_lengths(art, [ids[:8], ids])
     for k, run in runs.items():
+        g = read_graph((art / "model.tflite").read_bytes())
+        Emitter(g, k)  # as generated: each attention chain one op, each causal PAD inside its conv, ...
+        kinds = {op.kind for op in g.ops} - {"RESHAPE"}  # a reshape is no op: no code, no trace
         assert [run[8]["logits"], run[L]["logits"]] == want, k
         assert {o["kind"] for o in run[L]["ops"]} == kinds and all(o["instructions"] > 0 for o in run[L]["ops"])
         assert sum(o["macs"] for o in run[L]["ops"]) == macs(g, L)

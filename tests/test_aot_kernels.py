@@ -1,6 +1,6 @@
 """The aot kernels (firmware/src/backends/aot/kernels/), bit-exact against
 TFLite-Micro's reference kernels on an emulated board: the same test program
-(kernels/matmul_test.cc) is built over each kernels folder and runs both the
+(kernels/matmul_test.cc; BATCH_MATMUL with and without adj_y) is built over each kernels folder and runs both the
 folder's kernel and TFLite-Micro's on generated cases: odd sizes, extreme zero
 points, multipliers and shifts across their ranges, per-tensor and per-channel.
 The whole model over the optimized kernels is held to host TFLite-Micro by
@@ -33,7 +33,11 @@ def cases(count: int, seed: int) -> list[dict]:
         zp = lambda: rng.choice([-128, 127, 0, rng.randint(-128, 127)])  # noqa: E731
         xz, wz, oz = zp(), zp(), zp()
         bmm = rng.random() < 0.4
+        rhs_depth_units = bmm and rng.random() < 0.5  # BATCH_MATMUL without adj_y: the RHS as [depth, units]
         per_channel = not bmm and rng.random() < 0.3
+        in_place = not bmm and rng.random() < 0.2  # out over x where the folder allows (units == depth)
+        if in_place:
+            units = depth = rng.choice([4, 6, 8, 12, 16, 32, 40])
         fit = round(math.log2(96 / (5500 * math.sqrt(depth))))  # outputs mostly inside int8, not clamped
         narrow = rng.random() < 0.2  # now and then tensors near one end of the int8 range
         x_lo, x_hi = (100, 127) if narrow else (-128, 127)
@@ -41,13 +45,14 @@ def cases(count: int, seed: int) -> list[dict]:
         out.append(dict(rows=rows, units=units, depth=depth, x_offset=-xz, w_offset=0 if per_channel else -wz,
                         out_offset=oz, multiplier=rng.choice([1 << 30, (1 << 31) - 1, rng.randint(1 << 30, (1 << 31) - 1)]),
                         shift=rng.choice([-31, 5, rng.randint(-31, 5), fit, fit, fit]), per_channel=int(per_channel),
-                        bias=int(not bmm and rng.random() < 0.8), batch_matmul=int(bmm), seed=rng.randint(1, 2**32 - 1),
+                        bias=int(not bmm and rng.random() < 0.8), batch_matmul=2 if rhs_depth_units else int(bmm),
+                        in_place=int(in_place), seed=rng.randint(1, 2**32 - 1),
                         x_lo=x_lo, x_hi=x_hi, w_lo=w_lo, w_hi=w_hi))
     return out
 
 
 FIELDS = ["rows", "units", "depth", "x_offset", "w_offset", "out_offset", "multiplier", "shift", "per_channel", "bias",
-          "batch_matmul", "seed", "x_lo", "x_hi", "w_lo", "w_hi"]
+          "batch_matmul", "in_place", "seed", "x_lo", "x_hi", "w_lo", "w_hi"]
 
 
 def cases_header(cs: list[dict]) -> str:

@@ -12,6 +12,16 @@ output. Every element is computed by the same kernel call on the same values
 as unfused, so the results are bit for bit the same; the arena holds two
 TILE_ROWS x L tiles instead of the maps.
 
+TILE_ROWS is per kernel set. The optimized P . V reads V = x untransposed
+(rhs_transpose.py) and widens all of V once per tile, 4 columns per pass
+(kernels/optimized/matmul.h MatMulRhsDepthUnits: 34 instructions per 16
+elements), about 2.1 / TILE_ROWS instructions per multiply-accumulate of P . V.
+Measured on qemu-m4 at L = 256 (the quickstart's model), whole inference:
+4 rows 154.0 M, 8 rows 146.8 M, 16 rows 143.2 M, 32 rows 141.4 M, 64 rows
+140.6 M instructions, the arena the same (its peak is elsewhere); 128 rows
+140.1 M, but 105,216 B of arena. 32 rows keep a model of L = 64 (the tests')
+in two tiles. The reference kernels gain nothing from taller tiles: theirs stay 4 rows.
+
 fuse(g) replaces each chain in g.ops by one op of kind ATTENTION (the chain's
 ops in options["chain"]; their copies on tile-sized views in
 options["tiles"]). codegen plans the tiles as that op's scratch
@@ -28,8 +38,8 @@ from . import codegen
 from .graph import Graph, Op, Tensor, dim_c
 
 KIND = "ATTENTION"
-TILE_ROWS = 4  # the optimized matmul's block of rows (kernels/optimized/matmul.h kRows)
-ROWS = "tile_rows"  # the C variable: rows in this tile (TILE_ROWS, fewer in the last), a Dim of the views
+TILE_ROWS = {"reference": 4, "optimized": 32}  # a multiple of kernels/optimized/matmul.h kRows
+ROWS = "tile_rows"  # the C variable: rows in this tile (options["tile_rows"], fewer in the last), a Dim of the views
 
 # elementwise: output element i from input elements i (operands other than the
 # chain's tensor must be the same for every row: _same_for_every_row)
@@ -60,7 +70,7 @@ def _row_wise(g: Graph, op: Op, cur: int, chain_tensors: set[int]) -> bool:
                for t, s in zip(op.inputs, shapes))
 
 
-def find_chains(g: Graph) -> list[list[Op]]:
+def find_chains(g: Graph, tile_rows: int = TILE_ROWS["reference"]) -> list[list[Op]]:
     """Each BATCH_MATMUL -> row-wise ops (a SOFTMAX among them) -> BATCH_MATMUL whose
     intermediate tensors have no other reader, as its list of ops."""
     readers: dict[int, list[Op]] = {}
@@ -71,7 +81,7 @@ def find_chains(g: Graph) -> list[list[Op]]:
     for first in g.ops:
         scores = g.tensors[first.outputs[0]]
         if first.kind != "BATCH_MATMUL" or first.options.get("adjX") or len(scores.shape) < 2 \
-                or scores.static_shape[-2] <= TILE_ROWS:  # one tile: nothing to gain
+                or scores.static_shape[-2] <= tile_rows:  # one tile: nothing to gain
             continue
         chain, cur = [first], first.outputs[0]
         while len(readers.get(cur, [])) == 1 and cur not in g.outputs:
@@ -90,14 +100,15 @@ def find_chains(g: Graph) -> list[list[Op]]:
     return chains
 
 
-def fuse(g: Graph) -> None:
-    """Replace each attention chain in g.ops by one ATTENTION op, where its last matmul was."""
+def fuse(g: Graph, tile_rows: int = TILE_ROWS["reference"]) -> None:
+    """Replace each attention chain in g.ops by one ATTENTION op, where its last matmul was,
+    run `tile_rows` query rows at a time."""
     index = max((op.index for op in g.ops), default=-1) + 1
-    for chain in find_chains(g):
+    for chain in find_chains(g, tile_rows):
         inside = {o.outputs[0] for o in chain[:-1]}
         inputs = list(dict.fromkeys(t for o in chain for t in o.inputs if t >= 0 and t not in inside))
         fused = Op(index, KIND, inputs, list(chain[-1].outputs),
-                   {"chain": chain, "tiles": _tile_ops(g, chain, index)})
+                   {"chain": chain, "tiles": _tile_ops(g, chain, index, tile_rows), "tile_rows": tile_rows})
         at = g.ops.index(chain[-1])
         g.ops[at] = fused
         g.ops = [o for o in g.ops if o not in chain]
@@ -119,7 +130,7 @@ def _view(g: Graph, of: int, shape: list, static: list[int], what: str) -> int:
     return len(g.tensors) - 1
 
 
-def _tile_ops(g: Graph, chain: list[Op], index: int) -> list[Op]:
+def _tile_ops(g: Graph, chain: list[Op], index: int, tile_rows: int) -> list[Op]:
     """The chain's ops on views: Q's, the scores', P's and the output's rows of one
     tile, K and V of one batch. Batch axes become 1 (emit() loops over them)."""
     first, last = chain[0], chain[-1]
@@ -128,7 +139,7 @@ def _tile_ops(g: Graph, chain: list[Op], index: int) -> list[Op]:
 
     def rows_of(t: int, what: str) -> int:
         tt = g.tensors[t]
-        return _view(g, t, ones + [ROWS, tt.shape[-1]], static_ones + [TILE_ROWS, tt.static_shape[-1]], what)
+        return _view(g, t, ones + [ROWS, tt.shape[-1]], static_ones + [tile_rows, tt.static_shape[-1]], what)
 
     def batch_of(t: int) -> int:
         tt = g.tensors[t]
@@ -199,13 +210,14 @@ def emit(em: codegen.Emitter, op: Op) -> list[str]:
         tile = t.outputs[0]
         em.views[tile] = (f"reinterpret_cast<{codegen._CTYPE[g.tensors[tile].dtype]}*>"
                           f"(g_arena + {base + slot * _tile_bytes(g, op)})")
-    body = [f"const int {ROWS} = {rows} - tile_row0 < {TILE_ROWS} ? {rows} - tile_row0 : {TILE_ROWS};"]
+    tr = op.options["tile_rows"]
+    body = [f"const int {ROWS} = {rows} - tile_row0 < {tr} ? {rows} - tile_row0 : {tr};"]
     for t, o in zip(tiles, chain):
         body += [f"{{  // op {o.index} {o.kind}"]
         body += ["  " + line for line in getattr(em, "op_" + t.kind.lower())(t)]
         body += ["}"]
-    loop = [f"// ops {', '.join(f'{o.index} {o.kind}' for o in chain)} (attention.py): {TILE_ROWS} rows at a time",
-            f"for (int tile_row0 = 0; tile_row0 < {rows}; tile_row0 += {TILE_ROWS}) {{", *["  " + x for x in body], "}"]
+    loop = [f"// ops {', '.join(f'{o.index} {o.kind}' for o in chain)} (attention.py): {tr} rows at a time",
+            f"for (int tile_row0 = 0; tile_row0 < {rows}; tile_row0 += {tr}) {{", *["  " + x for x in body], "}"]
     if batch == "1":
         return loop
     return [f"for (int tile_batch = 0; tile_batch < {batch}; ++tile_batch) {{", *["  " + x for x in loop], "}"]

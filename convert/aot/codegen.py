@@ -12,9 +12,10 @@ TFLite-Micro's reference, or ours, bit-exact with it).
   lifetime by convert/arena_plan.py (the planner of TFLite-Micro's offline plan
   too: first fit in several orders, the smallest kept; 16-byte aligned; in-place
   ops), sized for n = L, with each op's scratch (`_scratch_bytes`). Attention
-  chains run in tiles of query rows (attention.py) and a causal PAD is read by
-  its conv (causal_conv.py), so neither an L x L score map nor a padded copy is
-  ever stored.
+  chains run in tiles of query rows (attention.py), a causal PAD is read by its
+  conv (causal_conv.py) and, for the optimized kernels, a BATCH_MATMUL reads its
+  RHS untransposed (rhs_transpose.py), so no L x L score map and no padded or
+  transposed copy is ever stored.
 - Shapes are C expressions in n (graph.py), so Infer computes only the n real
   tokens; n = L is the full-length graph, op for op.
 """
@@ -28,7 +29,7 @@ from embbert.tokenizer import PAD_ID
 from .. import arena_plan
 from ..arena_plan import Buffer, align, plan
 from ..rewrites.schedule import best_order
-from . import attention, causal_conv, quant
+from . import attention, causal_conv, quant, rhs_transpose
 from .graph import AotUnsupported, Dim, Graph, Op, Tensor, dim_c, dim_eval
 
 _CTYPE = {"int8": "int8_t", "int32": "int32_t", "bool": "bool"}
@@ -49,7 +50,8 @@ def matmul_scratch_bytes(depth: int) -> int:
 
 
 def _transposed_rhs_bytes(g: Graph, op: Op) -> int:
-    """BATCH_MATMUL without adj_y: the RHS transposed into scratch first (batch_matmul.cc)."""
+    """BATCH_MATMUL without adj_y on the reference kernels: the RHS transposed into
+    scratch first (kernels/reference/batch_matmul.h, as batch_matmul.cc)."""
     if op.kind == "BATCH_MATMUL" and not op.options.get("adjY"):
         return align(int(np.prod(g.tensors[op.inputs[1]].static_shape)))
     return 0
@@ -84,19 +86,45 @@ def _depthwise_scratch_bytes(out_len: int, taps: int) -> int:
 
 def _scratch_bytes(g: Graph, op: Op, kernels: str = "reference") -> int:
     """Per-op scratch (MEAN/SUM: an int32 sum per output element; BATCH_MATMUL
-    without adj_y: the transposed RHS; optimized matmuls: matmul_scratch_bytes)."""
+    without adj_y on the reference kernels: the transposed RHS; optimized matmuls:
+    matmul_scratch_bytes, 4 rows of x or 4 columns of the RHS)."""
     if op.kind in ("MEAN", "SUM"):
         return 4 * int(np.prod(g.tensors[op.outputs[0]].static_shape))
     if op.kind == attention.KIND:
         return attention.scratch_bytes(g, op, kernels)
     if kernels == "reference" and op.kind == "SOFTMAX" and g.tensors[op.inputs[0]].shape[-1][0]:
         return g.tensors[op.inputs[0]].static_shape[-1]  # kernels/reference/softmax.h: one full row of L keys
-    size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind in ("FULLY_CONNECTED", "BATCH_MATMUL"):
-        size += matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
+        return matmul_scratch_bytes(g.tensors[op.inputs[0]].static_shape[-1])
+    size = _transposed_rhs_bytes(g, op)
     if kernels == "optimized" and op.kind == "DEPTHWISE_CONV_2D" and _depthwise_1d(g, op):
         size += _depthwise_scratch_bytes(g.tensors[op.outputs[0]].static_shape[2], g.tensors[op.inputs[1]].static_shape[2])
     return size
+
+
+def fully_connected_in_place(g: Graph, op: Op, kernels: str) -> bool:
+    """kernels/<kernels>/fully_connected.h FullyConnectedInPlace: ours may write over x
+    when its rows are as long as out's and depth is a multiple of 4 (reference: never)."""
+    if kernels != "optimized" or op.kind != "FULLY_CONNECTED":
+        return False
+    units, depth = g.tensors[op.inputs[1]].static_shape
+    return units == depth and depth % 4 == 0
+
+
+def depthwise_in_place(g: Graph, op: Op, kernels: str) -> bool:
+    """kernels/<kernels>/depthwise_conv.h DepthwiseConvInPlace: ours may write over x when
+    out has x's shape (a causal conv, its PAD folded in); the reference kernel never."""
+    return kernels == "optimized" and op.kind == "DEPTHWISE_CONV_2D" and _depthwise_1d(g, op) \
+        and g.tensors[op.inputs[0]].shape == g.tensors[op.outputs[0]].shape
+
+
+def _inplace_inputs(g: Graph, op: Op, kernels: str) -> list[int] | None:
+    """The inputs op may write over besides arena_plan.INPLACE_OPS' (None: none)."""
+    if op.kind == attention.KIND:
+        return attention.inplace_inputs(op)
+    if fully_connected_in_place(g, op, kernels) or depthwise_in_place(g, op, kernels):
+        return [op.inputs[0]]
+    return None
 
 
 def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
@@ -107,7 +135,7 @@ def _planning_graph(g: Graph, kernels: str) -> arena_plan.Graph:
         [list(op.outputs) for op in g.ops], {t.index: int(np.prod(t.static_shape)) * _SIZE[t.dtype] for t in live},
         {t.index: t.shape for t in live}, {t.index: t.dtype.upper() for t in live}, g.inputs, g.outputs,
         [_scratch_bytes(g, op, kernels) for op in g.ops],
-        {k: attention.inplace_inputs(op) for k, op in enumerate(g.ops) if op.kind == attention.KIND})
+        {k: ins for k, op in enumerate(g.ops) if (ins := _inplace_inputs(g, op, kernels)) is not None})
 
 
 def plan_arena(g: Graph, kernels: str = "reference") -> tuple[dict[int, Buffer], dict[int, Buffer], int]:
@@ -136,10 +164,14 @@ def plan_peak(g: Graph, bufs: dict[int, Buffer], scratch: dict[int, Buffer], tot
                      for b in sorted(live[k], key=lambda b: b.offset)]}
 
 
-def fuse(g: Graph) -> None:
-    """The generator's fused ops in g: attention chains in row tiles (attention.py), each
-    causal PAD read by its conv (causal_conv.py). Their op indices are the generated code's."""
-    attention.fuse(g)
+def fuse(g: Graph, kernels: str = "reference") -> None:
+    """The generator's fused ops in g for `kernels`: for the optimized ones each transposed
+    RHS of a BATCH_MATMUL read untransposed (rhs_transpose.py); attention chains in row
+    tiles (attention.py), each causal PAD read by its conv (causal_conv.py). Their op
+    indices are the generated code's."""
+    if kernels == "optimized":
+        rhs_transpose.fuse(g)
+    attention.fuse(g, attention.TILE_ROWS[kernels])
     causal_conv.fuse(g)
 
 
@@ -169,7 +201,7 @@ class Emitter:
     def __init__(self, g: Graph, kernels: str = "reference"):
         if kernels not in KERNELS:
             raise ValueError(f"unknown aot kernels {kernels!r}; one of {', '.join(KERNELS)}")
-        fuse(g)
+        fuse(g, kernels)
         schedule(g, kernels)
         self.g = g
         self.kernels = kernels
@@ -386,8 +418,8 @@ class Emitter:
             lines.append(f"  memcpy(o, {self.t(i)} + r * ({chunk}), sizeof({ctype}) * ({chunk})); o += {chunk};")
         return lines + ["}"]
 
-    def _scratch(self, op, skip: int = 0) -> str:
-        return f"g_arena + {self.scratch[op.index].offset + skip}" if op.index in self.scratch else "nullptr"
+    def _scratch(self, op) -> str:
+        return f"g_arena + {self.scratch[op.index].offset}" if op.index in self.scratch else "nullptr"
 
     def _matmul_params(self, x, w, o, mults, shifts) -> list[str]:
         """kernels::MatMulParams p (kernel_params.h)."""
@@ -543,22 +575,14 @@ class Emitter:
         a, b, o = (self.g.tensors[i] for i in (*op.inputs, op.outputs[0]))
         m, s = quant.quantize_multiplier(quant.batch_matmul_multiplier(a.s, b.s, o.s))
         sa, sb = self.shape(a.index), self.shape(b.index)
-        rhs = self.t(b.index)
-        pre = []
-        if not op.options.get("adjY"):  # batch_matmul.cc: TransposeRowsColumns(rhs) into a buffer first
-            rank = len(sb)
-            perm = list(range(4 - rank)) + [4 - rank + i for i in range(rank - 2)] + [3, 2]
-            rhs = f"reinterpret_cast<int8_t*>({self._scratch(op)})"
-            pre = [self.dims("drhs", self._rank4(sb)), f"const int perm[] = {{{', '.join(map(str, perm))}}};",
-                   f"embbert_aot::Transpose4<int8_t>({self.t(b.index)}, drhs, perm, {rhs});"]
-            sb = sb[:-2] + [sb[-1], sb[-2]]
         if op.options.get("adjX") or [dim_c(d) for d in sa[:-2]] != [dim_c(d) for d in sb[:-2]]:
             raise AotUnsupported(f"op {op.index} BATCH_MATMUL with adj_x or broadcast batch dims {sa} {sb}")
         batch = _prod(sa[:-2]) or "1"
-        scratch = self._scratch(op, _transposed_rhs_bytes(self.g, op))
-        return pre + self._matmul_params(a, b, o, [m], [s]) + [
-            f"embbert_aot::kernels::BatchMatMul(p, {self.t(a.index)}, {rhs}, {batch}, {dim_c(sa[-2])}, "
-            f"{dim_c(sb[-2])}, {dim_c(sa[-1])}, {self.t(o.index)}, {scratch});"]
+        # adj_y: the RHS as [units, depth]; without: as [depth, units] (BatchMatMulRhsDepthUnits)
+        kernel, units = ("BatchMatMul", sb[-2]) if op.options.get("adjY") else ("BatchMatMulRhsDepthUnits", sb[-1])
+        return self._matmul_params(a, b, o, [m], [s]) + [
+            f"embbert_aot::kernels::{kernel}(p, {self.t(a.index)}, {self.t(b.index)}, {batch}, {dim_c(sa[-2])}, "
+            f"{dim_c(units)}, {dim_c(sa[-1])}, {self.t(o.index)}, {self._scratch(op)});"]
 
     def op_softmax(self, op):
         x, o = self.g.tensors[op.inputs[0]], self.g.tensors[op.outputs[0]]
@@ -613,8 +637,9 @@ class Emitter:
         ranges = op.options["ranges"]
         k = 4 - len(ranges)
         start = ["0"] * k + [dim_c(s) for s, _ in ranges]
+        size = op.options.get("size", o.shape)  # rhs_transpose.py's: o's shape, its last two (one a 1) swapped
         return [self.dims("dx", self._rank4(self.shape(x.index))),
-                f"const int32_t start[] = {{{', '.join(start)}}};", self.dims("size", self._rank4(o.shape)),
+                f"const int32_t start[] = {{{', '.join(start)}}};", self.dims("size", self._rank4(size)),
                 f"embbert_aot::Slice4<{_CTYPE[x.dtype]}>({self.t(x.index)}, dx, start, size, {self.t(o.index)});"]
 
 

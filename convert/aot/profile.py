@@ -10,10 +10,12 @@ the graph, with the op's kind and multiply-accumulates.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from embbert.device.baremetal import TEST_DIR, build_program, run_program
 from embbert.device.boards import load_board
+from embbert.errors import UserError
 
 from ..manifest import check_file, read_manifest
 from . import headers
@@ -41,7 +43,12 @@ def profile(art_dir: Path, board: str, lengths: list[int], ids: list[int], work:
     src = checked_folder(art_dir, manifest, kernels)
     check_file(art_dir, manifest["model_file"])
     g = read_graph((Path(art_dir) / manifest["model_file"]["path"]).read_bytes())
-    fuse(g)  # op kinds and MACs by op index, the generated code's
+    fuse(g, kernels)  # op kinds and MACs by op index, the generated code's
+    ops = {op.index: op for op in g.ops}
+    traced = {int(k) for k in re.findall(r"EMBBERT_AOT_TRACE\((\d+),", (src / "model_aot.cc").read_text())}
+    if traced - set(ops):  # sources of an older generator (one that kept a TRANSPOSE this one folds, ...)
+        raise UserError(f"{art_dir}: its aot/{kernels} sources have op {min(traced - set(ops))}, which this "
+                        "generator does not emit; run `embbert convert` again")
     work.mkdir(parents=True, exist_ok=True)
     (work / "aot_profile_input.h").write_text(_input_header(lengths, ids, g.L))
     elf = build_program(board, [src / "model_aot.cc", AOT_SRC / "aot_common.cc", TEST_DIR / "aot_profile_main.cc"],
@@ -50,7 +57,6 @@ def profile(art_dir: Path, board: str, lengths: list[int], ids: list[int], work:
                                      f"-I{AOT_SRC}", *[f"-I{d}" for d in kernel_dirs(kernels)]])
     counter = load_board(board).counter
     text = run_program(board, elf)
-    ops = {op.index: op for op in g.ops}
     result, current = {}, None
     for line in text.splitlines():
         parts = line.split()

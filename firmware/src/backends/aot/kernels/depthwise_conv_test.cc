@@ -6,7 +6,9 @@
 // (for the oracle) and as the code generator packs them for this folder
 // (convert/aot/codegen.py pack_depthwise_weights); x and bias come from a
 // seeded xorshift. pad_before (a PAD folded into the conv) against the PAD
-// itself: that many rows of x's zero point written before x for the oracle. Prints "case K ..." per mismatch, "cases N mismatches M", END.
+// itself: that many rows of x's zero point written before x for the oracle. Over its own
+// input in half the cases where the folder allows (DepthwiseConvInPlace). Prints "case K ..."
+// per mismatch, "cases N mismatches M", END.
 #include "app.h"
 #include "baremetal_test.h"
 #include "depthwise_conv.h"
@@ -28,7 +30,12 @@ int Check(const Case& c, embbert_test::Xorshift32& random) {
   for (int i = 0; i < c.channels; ++i) g_bias[i] = static_cast<int32_t>(random.Next() % 200001) - 100000;
   const int32_t* bias = c.bias ? g_bias : nullptr;
   const embbert_aot::kernels::DepthwiseParams p = {c.x_offset, c.out_offset, c.multiplier, c.shift, c.pad_before};
-  embbert_aot::kernels::DepthwiseConv1D(p, x, c.in_len, c.channels, c.w_packed, c.taps, bias, g_got, g_scratch);
+  if (c.seed & 1 && embbert_aot::kernels::DepthwiseConvInPlace(out_len, c.in_len)) {  // half the cases: out over x
+    for (int i = 0; i < c.in_len * c.channels; ++i) g_got[i] = x[i];
+    embbert_aot::kernels::DepthwiseConv1D(p, g_got, c.in_len, c.channels, c.w_packed, c.taps, bias, g_got, g_scratch);
+  } else {
+    embbert_aot::kernels::DepthwiseConv1D(p, x, c.in_len, c.channels, c.w_packed, c.taps, bias, g_got, g_scratch);
+  }
   const embbert_aot::kernels::DepthwiseParams valid = {c.x_offset, c.out_offset, c.multiplier, c.shift, 0};
   const int32_t dx[] = {1, 1, c.pad_before + c.in_len, c.channels}, dw[] = {1, 1, c.taps, c.channels},
                 db[] = {c.channels}, dout[] = {1, 1, out_len, c.channels};

@@ -1,4 +1,5 @@
-// FULLY_CONNECTED and BATCH_MATMUL of the kernels folder on the include path
+// FULLY_CONNECTED (also over its own input where the folder allows: FullyConnectedInPlace) and
+// BATCH_MATMUL (with adj_y, and without: BatchMatMulRhsDepthUnits) of the kernels folder on the include path
 // (reference/ or optimized/), against TFLite-Micro's reference kernels called
 // directly, bit for bit, on a bare-metal board (tests/test_aot_kernels.py).
 // matmul_cases.h (generated) lists shapes, zero points, multipliers and
@@ -16,16 +17,23 @@
 namespace {
 using embbert_aot::kernels::MatMulParams;
 
-int8_t g_x[kMaxRows * kMaxDepth], g_w[kMaxUnits * kMaxDepth], g_got[kMaxRows * kMaxUnits],
-    g_want[kMaxRows * kMaxUnits];
+int8_t g_x[kMaxRows * kMaxDepth], g_w[kMaxUnits * kMaxDepth], g_wt[kMaxUnits * kMaxDepth],
+    g_got[kMaxRows * kMaxUnits], g_want[kMaxRows * kMaxUnits];
 int32_t g_bias[kMaxUnits], g_mult[kMaxUnits];
 int g_shift[kMaxUnits];
-alignas(8) int16_t g_scratch[4 * (kMaxDepth + 3)];
+// the optimized kernels' 4 rows (or columns) as int16; the reference one's transposed RHS
+alignas(8) int16_t g_scratch[4 * (kMaxDepth + 3) + kMaxUnits * kMaxDepth / 2];
 void Oracle(const Case& c, const MatMulParams& p) {
   const tflite_micro::FullyConnectedParams q = embbert_aot::kernels::ReferenceParams(p);
-  if (c.batch_matmul) {  // batch 1: batch_matmul.cc's RHS-first call
+  if (c.batch_matmul) {  // batch 1: batch_matmul.cc's RHS-first call, on the RHS as [units, depth]
+    const int8_t* w = g_w;
+    if (c.batch_matmul == 2) {  // g_w is [depth, units]
+      for (int u = 0; u < c.units; ++u)
+        for (int k = 0; k < c.depth; ++k) g_wt[u * c.depth + k] = g_w[k * c.units + u];
+      w = g_wt;
+    }
     const int32_t dw[] = {1, c.units, c.depth}, dx[] = {1, c.depth, c.rows}, dout[] = {1, c.rows, c.units};
-    tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(q, tflite_micro::RuntimeShape(3, dw), g_w,
+    tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(q, tflite_micro::RuntimeShape(3, dw), w,
                                                               tflite_micro::RuntimeShape(3, dx), g_x,
                                                               tflite_micro::RuntimeShape(3, dout), g_want);
     return;
@@ -52,9 +60,15 @@ int Check(const Case& c, embbert_test::Xorshift32& random) {
   }
   const MatMulParams p = {c.x_offset, c.w_offset, c.out_offset, g_mult, g_shift, c.per_channel != 0};
   for (int i = 0; i < c.rows * c.units; ++i) g_got[i] = g_want[i] = 0;
-  if (c.batch_matmul)
+  if (c.batch_matmul == 2)
+    embbert_aot::kernels::BatchMatMulRhsDepthUnits(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
+  else if (c.batch_matmul)
     embbert_aot::kernels::BatchMatMul(p, g_x, g_w, 1, c.rows, c.units, c.depth, g_got, g_scratch);
-  else
+  else if (c.in_place && embbert_aot::kernels::FullyConnectedInPlace(c.units, c.depth)) {  // out over x
+    for (int i = 0; i < c.rows * c.depth; ++i) g_got[i] = g_x[i];
+    embbert_aot::kernels::FullyConnected(p, g_got, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
+                                         g_scratch);
+  } else
     embbert_aot::kernels::FullyConnected(p, g_x, c.rows, g_w, c.units, c.depth, c.bias ? g_bias : nullptr, g_got,
                                          g_scratch);
   Oracle(c, p);

@@ -35,6 +35,12 @@ inline uint32_t Word(const int16_t* p) {
 
 constexpr int DepthwiseConvScratchBytes(int out_len, int taps) { return 2 * depthwise::ColumnLength(out_len, taps); }
 
+// out may be x itself (the arena plan writes over a dying input: codegen.py
+// depthwise_in_place) when it has x's shape (a causal conv: pad_before = taps - 1):
+// each channel's column of x is in scratch before that channel's outputs are written,
+// and they overwrite only that column.
+constexpr bool DepthwiseConvInPlace(int out_len, int in_len) { return out_len == in_len; }
+
 // x [in_len, channels] after p.pad_before rows of its zero point, w packed [channels][PaddedTaps(taps)],
 // bias [channels] or nullptr -> out [pad_before + in_len - taps + 1, channels]
 inline void DepthwiseConv1D(const DepthwiseParams& p, const int8_t* x, int in_len, int channels, const int8_t* w,

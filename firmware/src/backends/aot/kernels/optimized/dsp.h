@@ -22,6 +22,20 @@ inline uint32_t Sxtab16Ror8(uint32_t a, uint32_t b) {
   return r;
 }
 
+// [a's low half, b's low half] (PKHBT ... LSL #16; GCC 12 emits UXTH and ORR for the C)
+inline uint32_t PackLow(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+// [a's high half, b's high half] (PKHTB)
+inline uint32_t PackHigh(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
+  return r;
+}
+
 // __sxtb16(__ror(b, 8)) in one instruction
 inline uint32_t Sxtb16Ror8(uint32_t b) {
   uint32_t r;

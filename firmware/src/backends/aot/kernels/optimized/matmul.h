@@ -11,6 +11,12 @@
 // so the result is the reference kernel's bit for bit; the requantization is
 // TFLite-Micro's, bit for bit (QuantizedMultiplier, aot_ops.h).
 //
+// MatMulRhsDepthUnits: the same product with w given as [depth, units] (BATCH_MATMUL
+// without adj_y: attention's P . V, V being x itself). The roles swap: four
+// columns of w are packed into scratch in the layout PackRows gives rows
+// (PackColumns), and the rows of x play the units, contiguous along k: the
+// same hot loop, the packing paid once per 4 columns for all rows.
+//
 // With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
 // intrinsics; elsewhere the same loops in plain C.
 #pragma once
@@ -268,7 +274,9 @@ inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int u
   }
 }
 
-// x [rows, depth] . w [units, depth]^T -> out [rows, units]
+// x [rows, depth] . w [units, depth]^T -> out [rows, units]. x is read only by PackRows, a
+// block of rows before that block's outputs are written (and by Block's tail when depth
+// is not a multiple of 4): with units == depth, out may be x (FullyConnectedInPlace).
 inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
                    const int32_t* bias, int8_t* out, void* scratch) {
   int16_t* s = static_cast<int16_t*>(scratch);
@@ -284,6 +292,97 @@ inline void MatMul(const MatMulParams& p, const int8_t* x, int rows, const int8_
     case 3: Block<3>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
     case 2: Block<2>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
     case 1: Block<1>(p, x + r * depth, w, units, depth, bias, out + r * units, units, s, largest); break;
+    default: break;
+  }
+}
+
+// Columns w[.][0..C) of w [depth, units] -> s: per 4 k, per column, the int16
+// [w0 w2 w1 w3] + offset (PackRows's layout, a column for a row).
+template <int C>
+inline void PackColumns(const int8_t* w, int units, int depth, int32_t offset, int16_t* s) {
+  const int quads = depth / 4;
+#if EMBBERT_AOT_DSP
+  if (C == 4) {  // 4 loads, 8 extends, 8 packs, 8 stores per 16 elements
+    const uint32_t off2 = (static_cast<uint32_t>(offset) & 0xFFFF) | (static_cast<uint32_t>(offset) << 16);
+    uint32_t* out = reinterpret_cast<uint32_t*>(s);
+    const int8_t* w1 = w + units;  // rows k + 1 (and k + 3 at 2 * units from it)
+    const int two = 2 * units, four = 4 * units;
+    for (int q = 0; q < quads; ++q, w += four, w1 += four, out += 8) {
+      // rows k and k + 2 (e, f): their columns [0 2], then [1 3], as int16 + offset
+      uint32_t r = Word(w), t = Word(w + two);
+      uint32_t e = __sxtab16(off2, r), f = __sxtab16(off2, t);
+      out[0] = PackLow(e, f);   // column 0: [k0 k2]
+      out[4] = PackHigh(e, f);  // column 2
+      e = Sxtab16Ror8(off2, r), f = Sxtab16Ror8(off2, t);
+      out[2] = PackLow(e, f);   // column 1
+      out[6] = PackHigh(e, f);  // column 3
+      r = Word(w1), t = Word(w1 + two);  // rows k + 1 and k + 3: [k1 k3]
+      e = __sxtab16(off2, r), f = __sxtab16(off2, t);
+      out[1] = PackLow(e, f);
+      out[5] = PackHigh(e, f);
+      e = Sxtab16Ror8(off2, r), f = Sxtab16Ror8(off2, t);
+      out[3] = PackLow(e, f);
+      out[7] = PackHigh(e, f);
+    }
+    return;
+  }
+#endif
+  for (int q = 0; q < quads; ++q, w += 4 * units) {
+    for (int c = 0; c < C; ++c) {
+      *s++ = static_cast<int16_t>(w[c] + offset);
+      *s++ = static_cast<int16_t>(w[2 * units + c] + offset);
+      *s++ = static_cast<int16_t>(w[units + c] + offset);
+      *s++ = static_cast<int16_t>(w[3 * units + c] + offset);
+    }
+  }
+}
+
+// Columns [0, C) of w [depth, units] against all rows of x [rows, depth]: out[r][c] at
+// stride units. The packed columns are DotQuads's "rows" and x's rows its w.
+template <int C>
+inline void Columns(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
+                    int8_t* out, int16_t* scratch) {
+  PackColumns<C>(w, units, depth, p.w_offset, scratch);
+  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  const int quads = depth / 4;
+  int r = 0;
+#if EMBBERT_AOT_DSP
+  if (C == 4 && depth >= 8 && depth % 8 == 0) {  // DotUnits4 over chunks of rows, then SMMULR where it can
+    constexpr int kChunk = 32;
+    const uint32_t off2 = (static_cast<uint32_t>(p.x_offset) & 0xFFFF) | (static_cast<uint32_t>(p.x_offset) << 16);
+    const bool small = int64_t{depth} * 256 * 256 <= q.SmallLimit();
+    const int32_t zero = 0;
+    int32_t acc[kChunk * 4];
+    for (; r < rows; r += kChunk) {
+      const int chunk = rows - r < kChunk ? rows - r : kChunk;
+      UnitLoopState state = {&zero, 0, acc, chunk};
+      DotUnits4(reinterpret_cast<const uint32_t*>(scratch), x + r * depth, depth, off2, &state);
+      for (int k = 0; k < chunk; ++k) Requantize4(q, small, p.out_offset, acc + 4 * k, out + (r + k) * units, 1);
+    }
+    return;
+  }
+#endif
+  for (; r < rows; ++r, x += depth, out += units) {
+    int32_t acc[C] = {};
+    DotQuads<C>(scratch, x, quads, p.x_offset, acc);
+    for (int k = 4 * quads; k < depth; ++k) {
+      const int32_t xk = x[k] + p.x_offset;
+      for (int c = 0; c < C; ++c) acc[c] += xk * (w[k * units + c] + p.w_offset);
+    }
+    for (int c = 0; c < C; ++c) out[c] = Saturate8(q.Apply(acc[c]) + p.out_offset);
+  }
+}
+
+// x [rows, depth] . w [depth, units] -> out [rows, units] (per-tensor requantization, no bias)
+inline void MatMulRhsDepthUnits(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units,
+                                int depth, int8_t* out, void* scratch) {
+  int16_t* s = static_cast<int16_t*>(scratch);
+  int u = 0;
+  for (; u + 4 <= units; u += 4) Columns<4>(p, x, rows, w + u, units, depth, out + u, s);
+  switch (units - u) {
+    case 3: Columns<3>(p, x, rows, w + u, units, depth, out + u, s); break;
+    case 2: Columns<2>(p, x, rows, w + u, units, depth, out + u, s); break;
+    case 1: Columns<1>(p, x, rows, w + u, units, depth, out + u, s); break;
     default: break;
   }
 }

@@ -1,4 +1,4 @@
-// BATCH_MATMUL with adj_y, int8: TFLite-Micro's reference kernel (the oracle).
+// BATCH_MATMUL, int8: TFLite-Micro's reference kernel (the oracle).
 #pragma once
 #include "reference_params.h"
 #include "tensorflow/lite/kernels/internal/reference/batch_matmul.h"
@@ -18,6 +18,19 @@ void BatchMatMul(const MatMulParams& p, const int8_t* x, const int8_t* w, int ba
   tflite_micro::reference_ops::BatchMatMul<int8_t, int32_t>(q, tflite_micro::RuntimeShape(3, dw), w,
                                                             tflite_micro::RuntimeShape(3, dx), x,
                                                             tflite_micro::RuntimeShape(3, dout), out);
+}
+
+// Without adj_y: x [batch, rows, depth], w [batch, depth, units] -> out [batch, rows, units].
+// batch_matmul.cc's way: each batch's RHS transposed into scratch (units * depth bytes), then the kernel.
+inline void BatchMatMulRhsDepthUnits(const MatMulParams& p, const int8_t* x, const int8_t* w, int batch, int rows,
+                                     int units, int depth, int8_t* out, void* scratch) {
+  int8_t* wt = static_cast<int8_t*>(scratch);
+  for (int b = 0; b < batch; ++b) {
+    const int8_t* wb = w + b * depth * units;
+    for (int u = 0; u < units; ++u)
+      for (int k = 0; k < depth; ++k) wt[u * depth + k] = wb[k * units + u];
+    BatchMatMul(p, x + b * rows * depth, wt, 1, rows, units, depth, out + b * rows * units, nullptr);
+  }
 }
 
 }  // namespace kernels

@@ -9,6 +9,9 @@ namespace kernels {
 
 constexpr int DepthwiseConvScratchBytes(int /*out_len*/, int /*taps*/) { return 0; }
 
+// never over its input: an output row reads the taps - 1 rows before it
+constexpr bool DepthwiseConvInPlace(int /*out_len*/, int /*in_len*/) { return false; }
+
 // x [in_len, channels] after p.pad_before rows of its zero point, w [taps, channels], bias [channels] or
 // nullptr -> out [pad_before + in_len - taps + 1, channels]
 __attribute__((always_inline)) inline  // as a direct call: constant shapes propagate

@@ -9,6 +9,9 @@ namespace kernels {
 
 constexpr int FullyConnectedScratchBytes(int /*depth*/) { return 0; }
 
+// never over its input: each output element reads a whole row of x
+constexpr bool FullyConnectedInPlace(int /*units*/, int /*depth*/) { return false; }
+
 // x [rows, depth], w [units, depth], bias [units] or nullptr -> out [rows, units]
 __attribute__((always_inline)) inline  // as a direct call: constant shapes propagate
 void FullyConnected(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units, int depth,
