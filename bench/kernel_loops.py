@@ -26,10 +26,21 @@ Per shape, two figures:
   shared by all units). The issue's target for it is <= 1.25 (CMSIS-NN's int8
   loop: about 13 instructions per 8 MACs, about 1.6).
 
-The shapes are the converted EmbBERT's at 256 tokens (the model of
-bench/results/device_latency.json: d_model 128, embedding 32, one attention
-head of 128, attention in tiles of TILE_ROWS query rows, convert/aot/attention.py). Prints a
-table per board and writes bench/results/kernel_loops.json.
+The shapes are the calls the converted EmbBERT makes at 256 tokens (the model
+of bench/results/device_latency.json: d_model 128, embedding 32, one attention
+head of 128, K = V = x), in each kernel set's generated model
+(convert/aot/codegen.py, attention.py): attention runs in tiles of
+attention.TILE_ROWS query rows, 32 for the optimized kernels and 4 for the
+reference ones. P V differs between them: the optimized model reads V = x
+untransposed, [depth, units] (BatchMatMulRhsDepthUnits, rhs_transpose.py
+folds the TRANSPOSE); the reference model still runs BATCH_MATMUL adj_y on V
+transposed. Both are measured ("pv" and "pv-adj-y"), each over both kernel
+sets (the reference kernels' BatchMatMulRhsDepthUnits transposes V into
+scratch first, as TFLite-Micro's batch_matmul.cc does). The last layer's
+[CLS]-only calls have one row. Dimensions that are variables in the
+generated model (n, the tokens, and the tile's rows) are variables here too;
+the others are constants. Prints a table per board and writes
+bench/results/kernel_loops.json.
 """
 
 from __future__ import annotations
@@ -59,26 +70,45 @@ from embbert.errors import UserError
 @dataclass(frozen=True)
 class Shape:
     name: str
-    op: str  # FULLY_CONNECTED or BATCH_MATMUL (adj_y: w is [units, depth])
+    op: str  # FULLY_CONNECTED or BATCH_MATMUL
     per_channel: bool
     rows: int
     units: int
     depth: int
     where: str  # in the model
+    adj_y: bool = True  # BATCH_MATMUL: w [units, depth] (BatchMatMul), else [depth, units] (BatchMatMulRhsDepthUnits)
+    variables: tuple[str, ...] = ("rows",)  # of rows, units, depth: those the generated model passes as variables
+
+    @property
+    def kernel(self) -> str:
+        """The kernels' function the generated model calls."""
+        if self.op == "FULLY_CONNECTED":
+            return "FullyConnected"
+        return "BatchMatMul" if self.adj_y else "BatchMatMulRhsDepthUnits"
 
     @property
     def macs(self) -> int:
         return self.rows * self.units * self.depth
 
 
+OPT, REF = TILE_ROWS["optimized"], TILE_ROWS["reference"]  # attention's tile of query rows per kernel set
 SHAPES = [  # the model's FULLY_CONNECTED weights are quantized per channel
     Shape("fc", "FULLY_CONNECTED", True, 256, 128, 128, "q, k, v, output and feed-forward projections (9 calls)"),
     Shape("fc-per-tensor", "FULLY_CONNECTED", False, 256, 128, 128, "the same with weights quantized per tensor"),
     Shape("fc-embedding", "FULLY_CONNECTED", True, 256, 128, 32, "the embedding's projection to d_model"),
-    Shape("fc-one-row", "FULLY_CONNECTED", True, 1, 128, 128, "the last layer's projections of the [CLS] row"),
-    Shape("qk", "BATCH_MATMUL", False, TILE_ROWS, 256, 128, "attention scores Q K^T, one tile of query rows"),
-    Shape("qk-32-rows", "BATCH_MATMUL", False, 32, 256, 128, "Q K^T over 32 query rows"),
-    Shape("pv", "BATCH_MATMUL", False, TILE_ROWS, 128, 256, "attention output P V (V transposed), one tile"),
+    Shape("fc-one-row", "FULLY_CONNECTED", True, 1, 128, 128, "the last layer's projections of the [CLS] row",
+          variables=()),
+    Shape("qk", "BATCH_MATMUL", False, OPT, 256, 128, f"scores Q K^T, a tile of {OPT} query rows (optimized model)",
+          variables=("rows", "units")),
+    Shape(f"qk-{REF}-rows", "BATCH_MATMUL", False, REF, 256, 128,
+          f"scores Q K^T, a tile of {REF} query rows (reference model)", variables=("rows", "units")),
+    Shape("qk-one-row", "BATCH_MATMUL", False, 1, 256, 128, "the last layer's [CLS] scores", variables=("units",)),
+    Shape("pv", "BATCH_MATMUL", False, OPT, 128, 256, f"P V, V [depth, units] untransposed, a tile of {OPT} rows "
+          "(optimized model)", adj_y=False, variables=("rows", "depth")),
+    Shape("pv-adj-y", "BATCH_MATMUL", False, REF, 128, 256, f"P V, V transposed (adj_y), a tile of {REF} rows "
+          "(reference model)", variables=("rows", "depth")),
+    Shape("pv-one-row", "BATCH_MATMUL", False, 1, 128, 256, "the last layer's [CLS] P V, V untransposed "
+          "(optimized model; the reference model's is adj_y)", adj_y=False, variables=("depth",)),
 ]
 
 CALL_FIELDS = ["rows", "units", "depth", "x_offset", "w_offset", "out_offset", "multiplier", "shift", "per_channel",
@@ -96,36 +126,41 @@ def calls(shapes: list[Shape], seed: int = 15) -> list[dict]:
                     w_offset=rng.randint(-127, 128) if s.op == "BATCH_MATMUL" else 0, out_offset=rng.randint(-128, 127),
                     multiplier=rng.randint(1 << 30, (1 << 31) - 1),
                     shift=round(math.log2(96 / (5500 * math.sqrt(s.depth)))), per_channel=int(s.per_channel),
-                    seed=rng.randint(1, 2**32 - 1), op=s.op)
+                    seed=rng.randint(1, 2**32 - 1), op=s.op, kernel=s.kernel, variables=list(s.variables))
         out += [dict(same, depth=s.depth), dict(same, depth=2 * s.depth)]
     return out
 
 
 def calls_header(cs: list[dict]) -> str:
-    """kernel_loops_calls.h: the calls' table, and RunCall(k, ...) making call k with its units and depth
-    as constants (as the generated model does; rows stay a variable, as n does there)."""
+    """kernel_loops_calls.h: the calls' table, and RunCall(k, ...) making call k with the
+    dimensions the generated model passes as constants as constants (its rows, units and depth
+    arguments stand for the dimensions that are variables there: n, a tile's rows)."""
     decl = "struct Call {\n" + "".join(f"  {'uint32_t' if f == 'seed' else 'int32_t'} {f};\n"
                                        for f in CALL_FIELDS) + "};\n"
     table = ",\n".join("  {" + ", ".join(f"{c[f]}u" if f == "seed" else str(c[f]) for f in CALL_FIELDS) + "}"
                         for c in cs)
     cases = []
     for k, c in enumerate(cs):
-        if c["op"] == "FULLY_CONNECTED":
-            call = f"FullyConnected(p, x, rows, w, {c['units']}, {c['depth']}, bias, out, scratch)"
+        rows, units, depth = (d if d in c["variables"] else str(c[d]) for d in ("rows", "units", "depth"))
+        if c["kernel"] == "FullyConnected":
+            call = f"FullyConnected(p, x, {rows}, w, {units}, {depth}, bias, out, scratch)"
         else:
-            call = f"BatchMatMul(p, x, w, 1, rows, {c['units']}, {c['depth']}, out, scratch)"
+            call = f"{c['kernel']}(p, x, w, 1, {rows}, {units}, {depth}, out, scratch)"
         cases.append(f"    case {k}: embbert_aot::kernels::{call}; return;\n")
     depth = max(c["depth"] for c in cs)
+    # the reference kernels' BatchMatMulRhsDepthUnits transposes w into scratch
+    transposed = max((c["units"] * c["depth"] for c in cs if c["kernel"] == "BatchMatMulRhsDepthUnits"), default=0)
+    fc, bmm = (f"embbert_aot::kernels::{f}ScratchBytes({depth})" for f in ("FullyConnected", "BatchMatMul"))
     return ("#pragma once\n#include <stdint.h>\n#include \"batch_matmul.h\"\n#include \"fully_connected.h\"\n"
             f"constexpr int kMaxX = {max(c['rows'] * c['depth'] for c in cs)}, "
             f"kMaxW = {max(c['units'] * c['depth'] for c in cs)}, kMaxOut = {max(c['rows'] * c['units'] for c in cs)}, "
             f"kMaxUnits = {max(c['units'] for c in cs)};\n"
-            f"constexpr int kScratchBytes = 8 + (embbert_aot::kernels::FullyConnectedScratchBytes({depth}) > "
-            f"embbert_aot::kernels::BatchMatMulScratchBytes({depth}) ? embbert_aot::kernels::FullyConnectedScratchBytes"
-            f"({depth}) : embbert_aot::kernels::BatchMatMulScratchBytes({depth}));\n"
+            "constexpr int Larger(int a, int b) { return a > b ? a : b; }\n"
+            f"constexpr int kScratchBytes = 8 + Larger(Larger({fc}, {bmm}), {transposed});\n"
             f"{decl}constexpr int kNumCalls = {len(cs)};\nconst Call kCalls[] = {{\n{table}}};\n"
             "inline void RunCall(int k, const embbert_aot::kernels::MatMulParams& p, const int8_t* x, int rows,\n"
-            "                    const int8_t* w, const int32_t* bias, int8_t* out, void* scratch) {\n"
+            "                    int units, int depth, const int8_t* w, const int32_t* bias, int8_t* out,\n"
+            "                    void* scratch) {\n"
             "  switch (k) {\n" + "".join(cases) + "    default: return;\n  }\n}\n")
 
 

@@ -11,7 +11,9 @@ sys.path.insert(0, str(BENCH))
 from kernel_loops import Shape, calls, marginal, measure, mismatches  # noqa: E402
 
 SMALL = [Shape("fc", "FULLY_CONNECTED", True, 5, 12, 16, "a small one"),
-         Shape("bmm", "BATCH_MATMUL", False, 4, 8, 24, "a small one")]
+         Shape("bmm", "BATCH_MATMUL", False, 4, 8, 24, "a small one"),
+         Shape("bmm-rhs", "BATCH_MATMUL", False, 6, 8, 24, "V untransposed", adj_y=False, variables=("rows", "depth")),
+         Shape("fc-one-row", "FULLY_CONNECTED", True, 1, 12, 16, "constant dimensions", variables=())]
 
 
 def test_program_counts_each_call_on_both_kernel_sets(tmp_path):
@@ -19,6 +21,8 @@ def test_program_counts_each_call_on_both_kernel_sets(tmp_path):
     got = {k: measure("qemu-m4", k, cs, tmp_path / k) for k in ("optimized", "reference")}
     assert not mismatches({("qemu-m4", k): r for k, r in got.items()}, cs)  # bit-exact: the same output hashes
     assert len({r["hash"] for r in got["optimized"]}) == len(cs)  # the hashes tell the calls apart
+    assert [c["kernel"] for c in cs[::2]] == ["FullyConnected", "BatchMatMul", "BatchMatMulRhsDepthUnits",
+                                              "FullyConnected"]
     for k, r in got.items():
         for d, d2, c in zip(r[::2], r[1::2], cs[::2]):
             macs = c["rows"] * c["units"] * c["depth"]

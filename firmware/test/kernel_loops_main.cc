@@ -1,8 +1,9 @@
 // Instructions of single FULLY_CONNECTED and BATCH_MATMUL calls on an emulated
 // board (bench/kernel_loops.py), over the kernels folder on the include path
 // (reference/ or optimized/). kernel_loops_calls.h (generated) lists the
-// calls and makes each with its units and depth as constants, as the generated
-// model does; the tensors come from a seeded xorshift (baremetal_test.h).
+// calls and makes each with the dimensions the generated model passes as
+// constants as constants, the others (n, a tile's rows) from the table; the
+// tensors come from a seeded xorshift (baremetal_test.h).
 // Prints "empty T" (two counter reads back to back: their own cost), then per
 // call "call K ticks T hash H", H the FNV-1a of its output (the host holds it
 // to the reference kernels' build), then END. T in counter ticks (the host
@@ -51,7 +52,7 @@ void app_setup(void) {
     const MatMulParams p = {c.x_offset, c.w_offset, c.out_offset, g_mult, g_shift, c.per_channel != 0};
     for (int i = 0; i < c.rows * c.units; ++i) g_out[i] = 0;
     const uint64_t start = port_counter();
-    RunCall(k, p, g_x, c.rows, g_w, g_bias, g_out, g_scratch);
+    RunCall(k, p, g_x, c.rows, c.units, c.depth, g_w, g_bias, g_out, g_scratch);
     const uint64_t ticks = port_counter() - start;
     Print("call ");
     PrintInt(k);
