@@ -4,6 +4,7 @@ if the caller forgets)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -30,9 +31,39 @@ def _die_with_parent() -> None:
 
 
 def free_port() -> int:
+    """A TCP port free now (for a QEMU monitor in a bench); the serial port is
+    the emulator's own pick (launch)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# QEMU's line when a server chardev waits for its client, with the port it bound
+LISTENING = re.compile(rb"waiting for connection on: disconnected:tcp:[^:\s]+:(\d+)")
+
+
+def launch(board: Board, elf: Path, log_path: Path, icount_shift: int | None = None, timeout: float = 10.0,
+           **popen) -> tuple[subprocess.Popen, str]:
+    """Start the board's emulator with its serial on port 0, so that QEMU binds a
+    free port itself, and return the process and the serial URL once QEMU says
+    which port it listens on. (A port probed free and handed to QEMU could be
+    taken meanwhile by another emulator, which would then answer our
+    connection with silence.)"""
+    command = board.emulator_command(elf, 0, icount_shift)
+    if shutil.which(command[0]) is None:
+        raise UserError(f"{command[0]} not found; install qemu-system-arm (./setup.sh does)")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **popen)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = LISTENING.search(Path(log_path).read_bytes())
+        if found:
+            return proc, board.emulator.url.format(port=int(found.group(1)))
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise RuntimeError(f"QEMU did not open its serial port ({' '.join(command)}): "
+                               f"{Path(log_path).read_text(errors='replace')[-500:]}")
+        time.sleep(0.02)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -68,24 +99,13 @@ class QemuDevice:
     def start(self) -> Device:
         if not self.elf.is_file():
             raise UserError(f"firmware not found: {self.elf}")
-        command = None
-        for attempt in range(3):  # the free port can be taken between probe and bind
-            port = free_port()
-            command = self.board.emulator_command(self.elf, port, self.icount_shift)
-            if shutil.which(command[0]) is None:
-                raise UserError(f"{command[0]} not found; install qemu-system-arm (./setup.sh does)")
-            log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-            log.close()
-            self._finalizer = weakref.finalize(self, _stop, self.proc)
-            try:
-                self.device = self._connect(self.board.emulator.url.format(port=port))
-                break
-            except ConnectionError:
-                self.stop()
-        else:
-            raise RuntimeError(f"QEMU did not accept a serial connection: {' '.join(command)}; log {self.log_path}")
+        self.proc, url = launch(self.board, self.elf, self.log_path, self.icount_shift, self.timeout,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        self._finalizer = weakref.finalize(self, _stop, self.proc)
+        try:
+            self.device = self._connect(url)
+        except ConnectionError as error:
+            raise RuntimeError(f"QEMU did not accept a serial connection at {url}: {error}; log {self.log_path}") from None
         self.ready = self.device.wait_ready(self.timeout)
         return self.device
 

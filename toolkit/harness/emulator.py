@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 from embbert.device.boards import Board
 from embbert.device.lock import BoardLock
-from embbert.device.qemu import free_port
-from embbert.errors import UserError
+from embbert.device.qemu import launch
 
 STATE = "emulator.json"
 LOCK = "emulator.lock"
@@ -73,23 +71,9 @@ def stop(build_dir: Path) -> bool:
 
 def start(board: Board, elf: Path, build_dir: Path) -> dict:
     """Start (or restart) the background emulator of ``elf``; returns its state."""
-    import shutil
-
     stop(build_dir)
-    port = free_port()
-    command = board.emulator_command(Path(elf).resolve(), port)
-    if shutil.which(command[0]) is None:
-        raise UserError(f"{command[0]} not found; install qemu-system-arm (./setup.sh does)")
     log_path = Path(build_dir) / "emulator.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not _alive(proc.pid):  # until exec: before it, /proc shows this Python
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"QEMU did not start ({proc.poll()}): {log_path.read_text()[-500:]}")
-        time.sleep(0.01)
-    url = board.emulator.url.format(port=port)
+    proc, url = launch(board, Path(elf).resolve(), log_path, start_new_session=True)
     state = {"pid": proc.pid, "url": url, "board": board.name, "elf": str(Path(elf).resolve()), "log": str(log_path)}
     (Path(build_dir) / STATE).write_text(json.dumps(state, indent=1))
     return state
