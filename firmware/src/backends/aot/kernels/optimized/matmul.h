@@ -243,6 +243,75 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 }
 #endif
 
+#if EMBBERT_AOT_DSP
+// One row of x against 3 units: the matrix-vector product of the last layer's
+// [CLS] row. The row, packed once (PackRows<1>, x_offset added), is shared by
+// 3 units per pass: per 16 k, 2 LDM of 4 words of x, then per unit 2 LDRD
+// of w, 8 SXTB16 and 8 SMLAD; then CMP and BNE = 58 instructions per 48 MACs.
+// The loop ends on a sentinel after the packed row, kSentinel: its first word
+// of x loaded for the next pass (no register is left for an end pointer),
+// which a packed word, two int16 within +-255, never is. w_offset is not added
+// here: the caller adds w_offset * sum(x + x_offset) to each unit (sums are
+// exact in any order). a[0..3) += the 3 dot products; depth is a multiple of
+// 16, at least 16; the units' rows are w, w + depth, w + 2 depth. Not inlined:
+// GCC finds no registers for the asm inside its caller.
+constexpr uint32_t kSentinel = 0x80008000;  // [-32768 -32768], a Thumb-2 immediate
+#define EMBBERT_AOT_UNIT8(a, p)                 \
+  "ldrd %[v0], %[v1], [%[" p "]], #8\n"        \
+  "sxtb16 %[t], %[v0]\n"                       \
+  "smlad %[" a "], %[x0], %[t], %[" a "]\n"    \
+  "sxtb16 %[v0], %[v0], ror #8\n"              \
+  "smlad %[" a "], %[x1], %[v0], %[" a "]\n"   \
+  "sxtb16 %[t], %[v1]\n"                       \
+  "smlad %[" a "], %[x2], %[t], %[" a "]\n"    \
+  "sxtb16 %[v1], %[v1], ror #8\n"              \
+  "smlad %[" a "], %[x3], %[v1], %[" a "]\n"
+#define EMBBERT_AOT_LOAD_X "ldm %[xs]!, {%[x0], %[x1], %[x2], %[x3]}\n"
+#define EMBBERT_AOT_UNITS3 EMBBERT_AOT_UNIT8("a0", "p0") EMBBERT_AOT_UNIT8("a1", "p1") EMBBERT_AOT_UNIT8("a2", "p2")
+__attribute__((noinline)) inline void DotRow3(const uint32_t* xs, const int8_t* w, int depth, int32_t* a) {
+  const int8_t *p0 = w, *p1 = w + depth, *p2 = w + 2 * depth;
+  uint32_t t, v0, v1;
+  register uint32_t x0 asm("r0"), x1 asm("r1"), x2 asm("r2"), x3 asm("r3");  // LDM: ascending registers
+  __asm volatile(EMBBERT_AOT_LOAD_X
+                 "1:\n" EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X
+                 "cmp %[x0], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2),
+                   [xs] "+r"(xs), [t] "=&r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                   [x2] "=&r"(x2), [x3] "=&r"(x3)
+                 : [end] "i"(kSentinel)
+                 : "cc", "memory");
+}
+#undef EMBBERT_AOT_UNITS3
+#undef EMBBERT_AOT_LOAD_X
+#undef EMBBERT_AOT_UNIT8
+
+// Block<1> for a depth that is a multiple of 16 and at least 3 units: DotRow3
+// over groups of 3 units (the last group overlapping the one before when units
+// is not a multiple of 3), then Block's requantization.
+inline void Row(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
+                int8_t* out, int16_t* scratch) {
+  PackRows<1>(x, depth, p.x_offset, scratch);
+  uint32_t* packed = reinterpret_cast<uint32_t*>(scratch);
+  packed[depth / 2] = kSentinel;  // 4 words within ScratchBytes(depth) >= 8 depth
+  uint32_t sum = 0;  // of x + x_offset: w_offset's share of each unit is w_offset * sum (mod 2^32, as SMLAD's)
+  if (p.w_offset != 0)
+    for (int k = 0; k < depth / 2; ++k) sum = __smlad(packed[k], 0x00010001, sum);
+  const uint32_t w_share = static_cast<uint32_t>(p.w_offset) * sum;
+  QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
+  for (int u = 0; u < units; u += 3) {
+    const int u0 = u + 3 <= units ? u : units - 3;
+    int32_t acc[3];
+    for (int j = 0; j < 3; ++j) acc[j] = static_cast<int32_t>(w_share + static_cast<uint32_t>(bias ? bias[u0 + j] : 0));
+    DotRow3(reinterpret_cast<const uint32_t*>(scratch), w + u0 * depth, depth, acc);
+    for (int j = 0; j < 3; ++j) {
+      if (p.per_channel) q = QuantizedMultiplier(p.multiplier[u0 + j], p.shift[u0 + j]);
+      out[u0 + j] = Saturate8(q.Apply(acc[j]) + p.out_offset);
+    }
+  }
+}
+#endif
+
 // R rows of x (stride depth) against all units of w; out rows at stride out_stride.
 template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
@@ -250,6 +319,10 @@ inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int u
 #if EMBBERT_AOT_DSP
   if (R == 4 && depth >= 8 && depth % 8 == 0 && units > 0) {  // DotUnits4 runs its loop at least once
     Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch, largest);
+    return;
+  }
+  if (R == 1 && depth >= 16 && depth % 16 == 0 && units >= 3) {
+    Row(p, x, w, units, depth, bias, out, scratch);
     return;
   }
 #else
