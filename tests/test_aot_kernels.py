@@ -59,7 +59,7 @@ def one_row_cases(seed: int) -> list[dict]:
     rng = random.Random(seed)
     out = []
     for units in (1, 2, 3, 4, 5, 7, 16, 17, 32, 33, 40):
-        for depth in (15, 16, 32, 33, 48, 128, 256, 300):
+        for depth in (7, 15, 16, 32, 33, 48, 128, 256, 300):
             for kind in ("fc", "fc-per-channel", "adj_y", "rhs_depth_units"):
                 zp = lambda: rng.choice([-128, 127, rng.randint(-128, 127)])  # noqa: E731
                 per_channel = kind == "fc-per-channel"

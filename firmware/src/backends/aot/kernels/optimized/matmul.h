@@ -446,10 +446,84 @@ inline void Columns(const MatMulParams& p, const int8_t* x, int rows, const int8
   }
 }
 
+#if EMBBERT_AOT_DSP
+// One row of x against w [depth, units] (the last layer's [CLS] P . V), without
+// packing w's columns for a single row: per 4 units and 4 k, the row's packed
+// [x0 x2] and [x1 x3] (PackRows<1>) against pairs made from w's rows k..k+3
+// where they lie: PKHBT / PKHTB join rows k and k + 2 (then k + 1 and k + 3)
+// into [k.u0 k.u1 k2.u0 k2.u1] and [k.u2 k.u3 k2.u2 k2.u3], which SXTAB16 (and
+// ROR 8) turn into the int16 pairs of units 0 and 1 (2 and 3), w_offset added.
+// Per 16 MACs: 4 loads of w (rows at v + 0, units, 2 units, 3 units), 1 add,
+// 4 packs, 8 extends, 8 SMLAD, 1 double-word load of x; two quads per
+// iteration, then CMP and BNE = 54 instructions per 32 MACs. The loop ends on
+// kSentinel after the packed row, as DotRow3's. a[0..4) += the 4 dot products
+// over depth = 8 * (the packed words before the sentinel) / 4, at least 8.
+#define EMBBERT_AOT_COLUMNS4(x, row, row2)               \
+  "ldr %[lo], [%[v]" row "]\n"                          \
+  "ldr %[hi], [%[v], " row2 "]\n"                       \
+  "pkhbt %[e], %[lo], %[hi], lsl #16\n"                 \
+  "pkhtb %[hi], %[hi], %[lo], asr #16\n"                \
+  "sxtab16 %[lo], %[off], %[e]\n"                       \
+  "smlad %[a0], %[" x "], %[lo], %[a0]\n"               \
+  "sxtab16 %[e], %[off], %[e], ror #8\n"                \
+  "smlad %[a1], %[" x "], %[e], %[a1]\n"                \
+  "sxtab16 %[lo], %[off], %[hi]\n"                      \
+  "smlad %[a2], %[" x "], %[lo], %[a2]\n"               \
+  "sxtab16 %[hi], %[off], %[hi], ror #8\n"              \
+  "smlad %[a3], %[" x "], %[hi], %[a3]\n"
+#define EMBBERT_AOT_QUAD_OF_ROWS                         \
+  EMBBERT_AOT_COLUMNS4("x02", "", "%[units], lsl #1")    \
+  EMBBERT_AOT_COLUMNS4("x13", ", %[units]", "%[units3]") \
+  "add %[v], %[v], %[units], lsl #2\n"                  \
+  "ldrd %[x02], %[x13], [%[xs]], #8\n"
+__attribute__((noinline)) inline void DotColumns4(const uint32_t* xs, const int8_t* v, int units, uint32_t off2,
+                                                  int32_t* a) {
+  uint32_t x02, x13, lo, hi, e;
+  __asm volatile("ldrd %[x02], %[x13], [%[xs]], #8\n"
+                 "1:\n" EMBBERT_AOT_QUAD_OF_ROWS EMBBERT_AOT_QUAD_OF_ROWS
+                 "cmp %[x02], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]), [v] "+r"(v), [xs] "+r"(xs),
+                   [x02] "=&r"(x02), [x13] "=&r"(x13), [lo] "=&r"(lo), [hi] "=&r"(hi), [e] "=&r"(e)
+                 : [units] "r"(units), [units3] "r"(3 * units), [off] "r"(off2), [end] "i"(kSentinel)
+                 : "cc", "memory");
+}
+#undef EMBBERT_AOT_QUAD_OF_ROWS
+#undef EMBBERT_AOT_COLUMNS4
+
+// MatMulRhsDepthUnits for one row and at least 4 units: DotColumns4 over groups
+// of 4 units (the last one overlapping the one before when units is not a
+// multiple of 4) and the first 8 * (depth / 8) k, the rest in plain C.
+inline void RowRhsDepthUnits(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth,
+                             int8_t* out, int16_t* scratch) {
+  const int even = depth / 8 * 8;  // the k that DotColumns4 does
+  PackRows<1>(x, even, p.x_offset, scratch);
+  reinterpret_cast<uint32_t*>(scratch)[even / 2] = kSentinel;  // 2 words within ScratchBytes(depth)
+  const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
+  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  for (int u = 0; u < units; u += 4) {
+    const int u0 = u + 4 <= units ? u : units - 4;
+    int32_t acc[4] = {0, 0, 0, 0};
+    if (even > 0) DotColumns4(reinterpret_cast<const uint32_t*>(scratch), w + u0, units, off2, acc);
+    for (int k = even; k < depth; ++k) {
+      const int32_t xk = x[k] + p.x_offset;
+      for (int c = 0; c < 4; ++c) acc[c] += xk * (w[k * units + u0 + c] + p.w_offset);
+    }
+    for (int c = 0; c < 4; ++c) out[u0 + c] = Saturate8(q.Apply(acc[c]) + p.out_offset);
+  }
+}
+#endif
+
 // x [rows, depth] . w [depth, units] -> out [rows, units] (per-tensor requantization, no bias)
 inline void MatMulRhsDepthUnits(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units,
                                 int depth, int8_t* out, void* scratch) {
   int16_t* s = static_cast<int16_t*>(scratch);
+#if EMBBERT_AOT_DSP
+  if (rows == 1 && units >= 4) {
+    RowRhsDepthUnits(p, x, w, units, depth, out, s);
+    return;
+  }
+#endif
   int u = 0;
   for (; u + 4 <= units; u += 4) Columns<4>(p, x, rows, w + u, units, depth, out + u, s);
   switch (units - u) {
