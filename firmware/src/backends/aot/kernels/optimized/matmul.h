@@ -246,8 +246,10 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 #if EMBBERT_AOT_DSP
 // One row of x against 3 units: the matrix-vector product of the last layer's
 // [CLS] row. The row, packed once (PackRows<1>, x_offset added), is shared by
-// 3 units per pass: per 16 k, 2 LDM of 4 words of x, then per unit 2 LDRD
-// of w, 8 SXTB16 and 8 SMLAD; then CMP and BNE = 58 instructions per 48 MACs.
+// 3 units per pass: per 8 k, 1 LDM of 4 words of x, then per unit 1 LDRD of
+// w, 4 SXTB16 and 4 SMLAD; 32 k per iteration, then CMP and BNE = 114
+// instructions per 96 MACs (a depth that is an odd multiple of 16 enters the
+// loop halfway).
 // The loop ends on a sentinel after the packed row, kSentinel: its first word
 // of x loaded for the next pass (no register is left for an end pointer),
 // which a packed word, two int16 within +-255, never is. w_offset is not added
@@ -256,6 +258,18 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 // 16, at least 16; the units' rows are w, w + depth, w + 2 depth. Not inlined:
 // GCC finds no registers for the asm inside its caller.
 constexpr uint32_t kSentinel = 0x80008000;  // [-32768 -32768], a Thumb-2 immediate
+// w_offset's share of each unit's dot product with the packed row (its first
+// `words` words), for the loops that leave it out: w_offset * sum(x + x_offset),
+// modulo 2^32 as the accumulators' sums.
+inline uint32_t WOffsetShare(const uint32_t* packed, int words, int32_t w_offset) {
+  uint32_t sum = 0;
+  if (w_offset != 0) {
+#pragma GCC unroll 4
+    for (int k = 0; k < words; ++k) sum = __smlad(packed[k], 0x00010001, sum);
+  }
+  return static_cast<uint32_t>(w_offset) * sum;
+}
+
 #define EMBBERT_AOT_UNIT8(a, p)                 \
   "ldrd %[v0], %[v1], [%[" p "]], #8\n"        \
   "sxtb16 %[t], %[v0]\n"                       \
@@ -270,14 +284,17 @@ constexpr uint32_t kSentinel = 0x80008000;  // [-32768 -32768], a Thumb-2 immedi
 #define EMBBERT_AOT_UNITS3 EMBBERT_AOT_UNIT8("a0", "p0") EMBBERT_AOT_UNIT8("a1", "p1") EMBBERT_AOT_UNIT8("a2", "p2")
 __attribute__((noinline)) inline void DotRow3(const uint32_t* xs, const int8_t* w, int depth, int32_t* a) {
   const int8_t *p0 = w, *p1 = w + depth, *p2 = w + 2 * depth;
-  uint32_t t, v0, v1;
+  uint32_t t = depth & 16, v0, v1;  // then a temporary
   register uint32_t x0 asm("r0"), x1 asm("r1"), x2 asm("r2"), x3 asm("r3");  // LDM: ascending registers
   __asm volatile(EMBBERT_AOT_LOAD_X
+                 "cmp %[t], #0\n"
+                 "bne 2f\n"
                  "1:\n" EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X
+                 "2:\n" EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X
                  "cmp %[x0], %[end]\n"
                  "bne 1b\n"
                  : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2),
-                   [xs] "+r"(xs), [t] "=&r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                   [xs] "+r"(xs), [t] "+r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1), [x0] "=&r"(x0), [x1] "=&r"(x1),
                    [x2] "=&r"(x2), [x3] "=&r"(x3)
                  : [end] "i"(kSentinel)
                  : "cc", "memory");
@@ -294,10 +311,7 @@ inline void Row(const MatMulParams& p, const int8_t* x, const int8_t* w, int uni
   PackRows<1>(x, depth, p.x_offset, scratch);
   uint32_t* packed = reinterpret_cast<uint32_t*>(scratch);
   packed[depth / 2] = kSentinel;  // 4 words within ScratchBytes(depth) >= 8 depth
-  uint32_t sum = 0;  // of x + x_offset: w_offset's share of each unit is w_offset * sum (mod 2^32, as SMLAD's)
-  if (p.w_offset != 0)
-    for (int k = 0; k < depth / 2; ++k) sum = __smlad(packed[k], 0x00010001, sum);
-  const uint32_t w_share = static_cast<uint32_t>(p.w_offset) * sum;
+  const uint32_t w_share = WOffsetShare(packed, depth / 2, p.w_offset);
   QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
   for (int u = 0; u < units; u += 3) {
     const int u0 = u + 3 <= units ? u : units - 3;
@@ -452,40 +466,45 @@ inline void Columns(const MatMulParams& p, const int8_t* x, int rows, const int8
 // [x0 x2] and [x1 x3] (PackRows<1>) against pairs made from w's rows k..k+3
 // where they lie: PKHBT / PKHTB join rows k and k + 2 (then k + 1 and k + 3)
 // into [k.u0 k.u1 k2.u0 k2.u1] and [k.u2 k.u3 k2.u2 k2.u3], which SXTAB16 (and
-// ROR 8) turn into the int16 pairs of units 0 and 1 (2 and 3), w_offset added.
+// ROR 8) turn into the int16 pairs of units 0 and 1 (2 and 3); w_offset is
+// left to the caller, as DotRow3's.
 // Per 16 MACs: 4 loads of w (rows at v + 0, units, 2 units, 3 units), 1 add,
-// 4 packs, 8 extends, 8 SMLAD, 1 double-word load of x; two quads per
-// iteration, then CMP and BNE = 54 instructions per 32 MACs. The loop ends on
-// kSentinel after the packed row, as DotRow3's. a[0..4) += the 4 dot products
-// over depth = 8 * (the packed words before the sentinel) / 4, at least 8.
+// 4 packs, 8 extends, 8 SMLAD, 1 double-word load of x; four quads per
+// iteration, then CMP and BNE = 106 instructions per 64 MACs (a depth that is
+// an odd multiple of 8 enters the loop halfway). The loop ends on kSentinel
+// after the packed row, as DotRow3's. a[0..4) += the 4 dot products over
+// depth (a multiple of 8, at least 8).
 #define EMBBERT_AOT_COLUMNS4(x, row, row2)               \
   "ldr %[lo], [%[v]" row "]\n"                          \
   "ldr %[hi], [%[v], " row2 "]\n"                       \
   "pkhbt %[e], %[lo], %[hi], lsl #16\n"                 \
   "pkhtb %[hi], %[hi], %[lo], asr #16\n"                \
-  "sxtab16 %[lo], %[off], %[e]\n"                       \
+  "sxtb16 %[lo], %[e]\n"                                \
   "smlad %[a0], %[" x "], %[lo], %[a0]\n"               \
-  "sxtab16 %[e], %[off], %[e], ror #8\n"                \
+  "sxtb16 %[e], %[e], ror #8\n"                         \
   "smlad %[a1], %[" x "], %[e], %[a1]\n"                \
-  "sxtab16 %[lo], %[off], %[hi]\n"                      \
+  "sxtb16 %[lo], %[hi]\n"                               \
   "smlad %[a2], %[" x "], %[lo], %[a2]\n"               \
-  "sxtab16 %[hi], %[off], %[hi], ror #8\n"              \
+  "sxtb16 %[hi], %[hi], ror #8\n"                       \
   "smlad %[a3], %[" x "], %[hi], %[a3]\n"
 #define EMBBERT_AOT_QUAD_OF_ROWS                         \
   EMBBERT_AOT_COLUMNS4("x02", "", "%[units], lsl #1")    \
   EMBBERT_AOT_COLUMNS4("x13", ", %[units]", "%[units3]") \
   "add %[v], %[v], %[units], lsl #2\n"                  \
   "ldrd %[x02], %[x13], [%[xs]], #8\n"
-__attribute__((noinline)) inline void DotColumns4(const uint32_t* xs, const int8_t* v, int units, uint32_t off2,
+__attribute__((noinline)) inline void DotColumns4(const uint32_t* xs, const int8_t* v, int units, int depth,
                                                   int32_t* a) {
-  uint32_t x02, x13, lo, hi, e;
+  uint32_t x02, x13, lo, hi, e = depth & 8;  // then a temporary
   __asm volatile("ldrd %[x02], %[x13], [%[xs]], #8\n"
+                 "cmp %[e], #0\n"
+                 "bne 2f\n"
                  "1:\n" EMBBERT_AOT_QUAD_OF_ROWS EMBBERT_AOT_QUAD_OF_ROWS
+                 "2:\n" EMBBERT_AOT_QUAD_OF_ROWS EMBBERT_AOT_QUAD_OF_ROWS
                  "cmp %[x02], %[end]\n"
                  "bne 1b\n"
                  : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]), [v] "+r"(v), [xs] "+r"(xs),
-                   [x02] "=&r"(x02), [x13] "=&r"(x13), [lo] "=&r"(lo), [hi] "=&r"(hi), [e] "=&r"(e)
-                 : [units] "r"(units), [units3] "r"(3 * units), [off] "r"(off2), [end] "i"(kSentinel)
+                   [x02] "=&r"(x02), [x13] "=&r"(x13), [lo] "=&r"(lo), [hi] "=&r"(hi), [e] "+r"(e)
+                 : [units] "r"(units), [units3] "r"(3 * units), [end] "i"(kSentinel)
                  : "cc", "memory");
 }
 #undef EMBBERT_AOT_QUAD_OF_ROWS
@@ -498,13 +517,14 @@ inline void RowRhsDepthUnits(const MatMulParams& p, const int8_t* x, const int8_
                              int8_t* out, int16_t* scratch) {
   const int even = depth / 8 * 8;  // the k that DotColumns4 does
   PackRows<1>(x, even, p.x_offset, scratch);
-  reinterpret_cast<uint32_t*>(scratch)[even / 2] = kSentinel;  // 2 words within ScratchBytes(depth)
-  const uint32_t off2 = (static_cast<uint32_t>(p.w_offset) & 0xFFFF) | (static_cast<uint32_t>(p.w_offset) << 16);
+  uint32_t* packed = reinterpret_cast<uint32_t*>(scratch);
+  packed[even / 2] = kSentinel;  // 2 words within ScratchBytes(depth)
+  const int32_t w_share = static_cast<int32_t>(WOffsetShare(packed, even / 2, p.w_offset));
   const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
   for (int u = 0; u < units; u += 4) {
     const int u0 = u + 4 <= units ? u : units - 4;
-    int32_t acc[4] = {0, 0, 0, 0};
-    if (even > 0) DotColumns4(reinterpret_cast<const uint32_t*>(scratch), w + u0, units, off2, acc);
+    int32_t acc[4] = {w_share, w_share, w_share, w_share};
+    if (even > 0) DotColumns4(packed, w + u0, units, even, acc);
     for (int k = even; k < depth; ++k) {
       const int32_t xk = x[k] + p.x_offset;
       for (int c = 0; c < 4; ++c) acc[c] += xk * (w[k * units + u0 + c] + p.w_offset);
