@@ -17,6 +17,11 @@
 // (PackColumns), and the rows of x play the units, contiguous along k: the
 // same hot loop, the packing paid once per 4 columns for all rows.
 //
+// One row (the last layer's [CLS] calls) has its own loops, a matrix-vector
+// product: the row packed once and shared by 3 units per pass (DotRow3), and
+// for w as [depth, units] pairs made from w's rows where they lie
+// (DotColumns4) rather than its columns packed for a single row.
+//
 // With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
 // intrinsics; elsewhere the same loops in plain C.
 #pragma once
@@ -244,6 +249,21 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 #endif
 
 #if EMBBERT_AOT_DSP
+// Written after a packed row, where the one-row loops stop: [-32768 -32768],
+// which no packed word (two int16 within +-255) is; a Thumb-2 immediate.
+constexpr uint32_t kSentinel = 0x80008000;
+// w_offset's share of each unit's dot product with the packed row (its first
+// `words` words), for the loops that leave it out: w_offset * sum(x + x_offset),
+// modulo 2^32 as the accumulators' sums.
+inline uint32_t WOffsetShare(const uint32_t* packed, int words, int32_t w_offset) {
+  uint32_t sum = 0;
+  if (w_offset != 0) {
+#pragma GCC unroll 4
+    for (int k = 0; k < words; ++k) sum = __smlad(packed[k], 0x00010001, sum);
+  }
+  return static_cast<uint32_t>(w_offset) * sum;
+}
+
 // One row of x against 3 units: the matrix-vector product of the last layer's
 // [CLS] row. The row, packed once (PackRows<1>, x_offset added), is shared by
 // 3 units per pass: per 8 k, 1 LDM of 4 words of x, then per unit 1 LDRD of
@@ -257,19 +277,6 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 // exact in any order). a[0..3) += the 3 dot products; depth is a multiple of
 // 16, at least 16; the units' rows are w, w + depth, w + 2 depth. Not inlined:
 // GCC finds no registers for the asm inside its caller.
-constexpr uint32_t kSentinel = 0x80008000;  // [-32768 -32768], a Thumb-2 immediate
-// w_offset's share of each unit's dot product with the packed row (its first
-// `words` words), for the loops that leave it out: w_offset * sum(x + x_offset),
-// modulo 2^32 as the accumulators' sums.
-inline uint32_t WOffsetShare(const uint32_t* packed, int words, int32_t w_offset) {
-  uint32_t sum = 0;
-  if (w_offset != 0) {
-#pragma GCC unroll 4
-    for (int k = 0; k < words; ++k) sum = __smlad(packed[k], 0x00010001, sum);
-  }
-  return static_cast<uint32_t>(w_offset) * sum;
-}
-
 #define EMBBERT_AOT_UNIT8(a, p)                 \
   "ldrd %[v0], %[v1], [%[" p "]], #8\n"        \
   "sxtb16 %[t], %[v0]\n"                       \
