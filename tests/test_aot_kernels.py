@@ -51,6 +51,32 @@ def cases(count: int, seed: int) -> list[dict]:
     return out
 
 
+def one_row_cases(seed: int) -> list[dict]:
+    """One row of x (the last layer's [CLS] calls: matmul.h's matrix-vector path where depth is a multiple
+    of 16, the plain one elsewhere) for FULLY_CONNECTED, BATCH_MATMUL adj_y and without it: units not a
+    multiple of the 3 per pass, depths around 16's multiples, zero points at both ends, per-tensor and
+    per-channel multipliers."""
+    rng = random.Random(seed)
+    out = []
+    for units in (1, 2, 3, 4, 5, 7, 16, 17, 32, 33, 40):
+        for depth in (7, 15, 16, 32, 33, 48, 128, 256, 300):
+            for kind in ("fc", "fc-per-channel", "adj_y", "rhs_depth_units"):
+                zp = lambda: rng.choice([-128, 127, rng.randint(-128, 127)])  # noqa: E731
+                per_channel = kind == "fc-per-channel"
+                bmm = kind in ("adj_y", "rhs_depth_units")
+                fit = round(math.log2(96 / (5500 * math.sqrt(depth))))
+                narrow = rng.random() < 0.2
+                out.append(dict(rows=1, units=units, depth=depth, x_offset=-zp(), w_offset=0 if per_channel else -zp(),
+                                out_offset=zp(), multiplier=rng.choice([1 << 30, (1 << 31) - 1,
+                                                                        rng.randint(1 << 30, (1 << 31) - 1)]),
+                                shift=rng.choice([-31, 5, fit, fit]), per_channel=int(per_channel),
+                                bias=int(not bmm and rng.random() < 0.8),
+                                batch_matmul={"adj_y": 1, "rhs_depth_units": 2}.get(kind, 0),
+                                in_place=int(not bmm and units == depth), seed=rng.randint(1, 2**32 - 1),
+                                x_lo=100 if narrow else -128, x_hi=127, w_lo=-128, w_hi=-100 if narrow else 127))
+    return out
+
+
 FIELDS = ["rows", "units", "depth", "x_offset", "w_offset", "out_offset", "multiplier", "shift", "per_channel", "bias",
           "batch_matmul", "in_place", "seed", "x_lo", "x_hi", "w_lo", "w_hi"]
 
@@ -191,14 +217,14 @@ def test_depthwise_conv_kernels_are_bit_exact_with_tflite_micro(board, kernels, 
 @pytest.mark.parametrize("board, kernels", [("qemu-m4", "optimized"), ("qemu-m4", "reference"),
                                             ("qemu-m7", "optimized")])
 def test_matmul_kernels_are_bit_exact_with_tflite_micro(board, kernels, tmp_path):
-    cs = cases(300, seed=15)
+    cs = cases(300, seed=15) + one_row_cases(seed=15)
     text = run_matmul_cases(board, kernels, cs, tmp_path)
     assert f"cases {len(cs)} mismatches 0" in text, text[-2000:]
 
 
 @pytest.mark.slow
 def test_kernels_bit_exact_over_thousands_of_cases(tmp_path):
-    cs = cases(3000, seed=1515)
+    cs = cases(3000, seed=1515) + one_row_cases(seed=1515)
     assert f"cases {len(cs)} mismatches 0" in run_matmul_cases("qemu-m4", "optimized", cs, tmp_path)
     ew = elementwise_cases(2000, seed=1515)
     text = run_kernel_test("qemu-m4", "optimized", "elementwise", elementwise_header(ew), tmp_path)

@@ -17,6 +17,11 @@
 // (PackColumns), and the rows of x play the units, contiguous along k: the
 // same hot loop, the packing paid once per 4 columns for all rows.
 //
+// One row (the last layer's [CLS] calls) has its own loops, a matrix-vector
+// product: the row packed once and shared by 3 units per pass (DotRow3), and
+// for w as [depth, units] pairs made from w's rows where they lie
+// (DotColumns4) rather than its columns packed for a single row.
+//
 // With the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP) through ACLE
 // intrinsics; elsewhere the same loops in plain C.
 #pragma once
@@ -243,6 +248,91 @@ inline void Block4Even(const MatMulParams& p, const int8_t* x, const int8_t* w, 
 }
 #endif
 
+#if EMBBERT_AOT_DSP
+// Written after a packed row, where the one-row loops stop: [-32768 -32768],
+// which no packed word (two int16 within +-255) is; a Thumb-2 immediate.
+constexpr uint32_t kSentinel = 0x80008000;
+// w_offset's share of each unit's dot product with the packed row (its first
+// `words` words), for the loops that leave it out: w_offset * sum(x + x_offset),
+// modulo 2^32 as the accumulators' sums.
+inline uint32_t WOffsetShare(const uint32_t* packed, int words, int32_t w_offset) {
+  uint32_t sum = 0;
+  if (w_offset != 0) {
+#pragma GCC unroll 4
+    for (int k = 0; k < words; ++k) sum = __smlad(packed[k], 0x00010001, sum);
+  }
+  return static_cast<uint32_t>(w_offset) * sum;
+}
+
+// One row of x against 3 units: the matrix-vector product of the last layer's
+// [CLS] row. The row, packed once (PackRows<1>, x_offset added), is shared by
+// 3 units per pass: per 8 k, 1 LDM of 4 words of x, then per unit 1 LDRD of
+// w, 4 SXTB16 and 4 SMLAD; 32 k per iteration, then CMP and BNE = 114
+// instructions per 96 MACs (a depth that is an odd multiple of 16 enters the
+// loop halfway).
+// The loop ends on a sentinel after the packed row, kSentinel: its first word
+// of x loaded for the next pass (no register is left for an end pointer),
+// which a packed word, two int16 within +-255, never is. w_offset is not added
+// here: the caller adds w_offset * sum(x + x_offset) to each unit (sums are
+// exact in any order). a[0..3) += the 3 dot products; depth is a multiple of
+// 16, at least 16; the units' rows are w, w + depth, w + 2 depth. Not inlined:
+// GCC finds no registers for the asm inside its caller.
+#define EMBBERT_AOT_UNIT8(a, p)                 \
+  "ldrd %[v0], %[v1], [%[" p "]], #8\n"        \
+  "sxtb16 %[t], %[v0]\n"                       \
+  "smlad %[" a "], %[x0], %[t], %[" a "]\n"    \
+  "sxtb16 %[v0], %[v0], ror #8\n"              \
+  "smlad %[" a "], %[x1], %[v0], %[" a "]\n"   \
+  "sxtb16 %[t], %[v1]\n"                       \
+  "smlad %[" a "], %[x2], %[t], %[" a "]\n"    \
+  "sxtb16 %[v1], %[v1], ror #8\n"              \
+  "smlad %[" a "], %[x3], %[v1], %[" a "]\n"
+#define EMBBERT_AOT_LOAD_X "ldm %[xs]!, {%[x0], %[x1], %[x2], %[x3]}\n"
+#define EMBBERT_AOT_UNITS3 EMBBERT_AOT_UNIT8("a0", "p0") EMBBERT_AOT_UNIT8("a1", "p1") EMBBERT_AOT_UNIT8("a2", "p2")
+__attribute__((noinline)) inline void DotRow3(const uint32_t* xs, const int8_t* w, int depth, int32_t* a) {
+  const int8_t *p0 = w, *p1 = w + depth, *p2 = w + 2 * depth;
+  uint32_t t = depth & 16, v0, v1;  // then a temporary
+  register uint32_t x0 asm("r0"), x1 asm("r1"), x2 asm("r2"), x3 asm("r3");  // LDM: ascending registers
+  __asm volatile(EMBBERT_AOT_LOAD_X
+                 "cmp %[t], #0\n"
+                 "bne 2f\n"
+                 "1:\n" EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X
+                 "2:\n" EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X EMBBERT_AOT_UNITS3 EMBBERT_AOT_LOAD_X
+                 "cmp %[x0], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2),
+                   [xs] "+r"(xs), [t] "+r"(t), [v0] "=&r"(v0), [v1] "=&r"(v1), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                   [x2] "=&r"(x2), [x3] "=&r"(x3)
+                 : [end] "i"(kSentinel)
+                 : "cc", "memory");
+}
+#undef EMBBERT_AOT_UNITS3
+#undef EMBBERT_AOT_LOAD_X
+#undef EMBBERT_AOT_UNIT8
+
+// Block<1> for a depth that is a multiple of 16 and at least 3 units: DotRow3
+// over groups of 3 units (the last group overlapping the one before when units
+// is not a multiple of 3), then Block's requantization.
+inline void Row(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
+                int8_t* out, int16_t* scratch) {
+  PackRows<1>(x, depth, p.x_offset, scratch);
+  uint32_t* packed = reinterpret_cast<uint32_t*>(scratch);
+  packed[depth / 2] = kSentinel;  // 4 words within ScratchBytes(depth) >= 8 depth
+  const uint32_t w_share = WOffsetShare(packed, depth / 2, p.w_offset);
+  QuantizedMultiplier q(p.multiplier[0], p.shift[0]);  // TFLite-Micro's requantization (aot_ops.h)
+  for (int u = 0; u < units; u += 3) {
+    const int u0 = u + 3 <= units ? u : units - 3;
+    int32_t acc[3];
+    for (int j = 0; j < 3; ++j) acc[j] = static_cast<int32_t>(w_share + static_cast<uint32_t>(bias ? bias[u0 + j] : 0));
+    DotRow3(reinterpret_cast<const uint32_t*>(scratch), w + u0 * depth, depth, acc);
+    for (int j = 0; j < 3; ++j) {
+      if (p.per_channel) q = QuantizedMultiplier(p.multiplier[u0 + j], p.shift[u0 + j]);
+      out[u0 + j] = Saturate8(q.Apply(acc[j]) + p.out_offset);
+    }
+  }
+}
+#endif
+
 // R rows of x (stride depth) against all units of w; out rows at stride out_stride.
 template <int R>
 inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth, const int32_t* bias,
@@ -250,6 +340,10 @@ inline void Block(const MatMulParams& p, const int8_t* x, const int8_t* w, int u
 #if EMBBERT_AOT_DSP
   if (R == 4 && depth >= 8 && depth % 8 == 0 && units > 0) {  // DotUnits4 runs its loop at least once
     Block4Even(p, x, w, units, depth, bias, out, out_stride, scratch, largest);
+    return;
+  }
+  if (R == 1 && depth >= 16 && depth % 16 == 0 && units >= 3) {
+    Row(p, x, w, units, depth, bias, out, scratch);
     return;
   }
 #else
@@ -373,10 +467,90 @@ inline void Columns(const MatMulParams& p, const int8_t* x, int rows, const int8
   }
 }
 
+#if EMBBERT_AOT_DSP
+// One row of x against w [depth, units] (the last layer's [CLS] P . V), without
+// packing w's columns for a single row: per 4 units and 4 k, the row's packed
+// [x0 x2] and [x1 x3] (PackRows<1>) against pairs made from w's rows k..k+3
+// where they lie: PKHBT / PKHTB join rows k and k + 2 (then k + 1 and k + 3)
+// into [k.u0 k.u1 k2.u0 k2.u1] and [k.u2 k.u3 k2.u2 k2.u3], which SXTAB16 (and
+// ROR 8) turn into the int16 pairs of units 0 and 1 (2 and 3); w_offset is
+// left to the caller, as DotRow3's.
+// Per 16 MACs: 4 loads of w (rows at v + 0, units, 2 units, 3 units), 1 add,
+// 4 packs, 8 extends, 8 SMLAD, 1 double-word load of x; four quads per
+// iteration, then CMP and BNE = 106 instructions per 64 MACs (a depth that is
+// an odd multiple of 8 enters the loop halfway). The loop ends on kSentinel
+// after the packed row, as DotRow3's. a[0..4) += the 4 dot products over
+// depth (a multiple of 8, at least 8).
+#define EMBBERT_AOT_COLUMNS4(x, row, row2)               \
+  "ldr %[lo], [%[v]" row "]\n"                          \
+  "ldr %[hi], [%[v], " row2 "]\n"                       \
+  "pkhbt %[e], %[lo], %[hi], lsl #16\n"                 \
+  "pkhtb %[hi], %[hi], %[lo], asr #16\n"                \
+  "sxtb16 %[lo], %[e]\n"                                \
+  "smlad %[a0], %[" x "], %[lo], %[a0]\n"               \
+  "sxtb16 %[e], %[e], ror #8\n"                         \
+  "smlad %[a1], %[" x "], %[e], %[a1]\n"                \
+  "sxtb16 %[lo], %[hi]\n"                               \
+  "smlad %[a2], %[" x "], %[lo], %[a2]\n"               \
+  "sxtb16 %[hi], %[hi], ror #8\n"                       \
+  "smlad %[a3], %[" x "], %[hi], %[a3]\n"
+#define EMBBERT_AOT_QUAD_OF_ROWS                         \
+  EMBBERT_AOT_COLUMNS4("x02", "", "%[units], lsl #1")    \
+  EMBBERT_AOT_COLUMNS4("x13", ", %[units]", "%[units3]") \
+  "add %[v], %[v], %[units], lsl #2\n"                  \
+  "ldrd %[x02], %[x13], [%[xs]], #8\n"
+__attribute__((noinline)) inline void DotColumns4(const uint32_t* xs, const int8_t* v, int units, int depth,
+                                                  int32_t* a) {
+  uint32_t x02, x13, lo, hi, e = depth & 8;  // then a temporary
+  __asm volatile("ldrd %[x02], %[x13], [%[xs]], #8\n"
+                 "cmp %[e], #0\n"
+                 "bne 2f\n"
+                 "1:\n" EMBBERT_AOT_QUAD_OF_ROWS EMBBERT_AOT_QUAD_OF_ROWS
+                 "2:\n" EMBBERT_AOT_QUAD_OF_ROWS EMBBERT_AOT_QUAD_OF_ROWS
+                 "cmp %[x02], %[end]\n"
+                 "bne 1b\n"
+                 : [a0] "+r"(a[0]), [a1] "+r"(a[1]), [a2] "+r"(a[2]), [a3] "+r"(a[3]), [v] "+r"(v), [xs] "+r"(xs),
+                   [x02] "=&r"(x02), [x13] "=&r"(x13), [lo] "=&r"(lo), [hi] "=&r"(hi), [e] "+r"(e)
+                 : [units] "r"(units), [units3] "r"(3 * units), [end] "i"(kSentinel)
+                 : "cc", "memory");
+}
+#undef EMBBERT_AOT_QUAD_OF_ROWS
+#undef EMBBERT_AOT_COLUMNS4
+
+// MatMulRhsDepthUnits for one row and at least 4 units: DotColumns4 over groups
+// of 4 units (the last one overlapping the one before when units is not a
+// multiple of 4) and the first 8 * (depth / 8) k, the rest in plain C.
+inline void RowRhsDepthUnits(const MatMulParams& p, const int8_t* x, const int8_t* w, int units, int depth,
+                             int8_t* out, int16_t* scratch) {
+  const int even = depth / 8 * 8;  // the k that DotColumns4 does
+  PackRows<1>(x, even, p.x_offset, scratch);
+  uint32_t* packed = reinterpret_cast<uint32_t*>(scratch);
+  packed[even / 2] = kSentinel;  // 2 words within ScratchBytes(depth)
+  const int32_t w_share = static_cast<int32_t>(WOffsetShare(packed, even / 2, p.w_offset));
+  const QuantizedMultiplier q(p.multiplier[0], p.shift[0]);
+  for (int u = 0; u < units; u += 4) {
+    const int u0 = u + 4 <= units ? u : units - 4;
+    int32_t acc[4] = {w_share, w_share, w_share, w_share};
+    if (even > 0) DotColumns4(packed, w + u0, units, even, acc);
+    for (int k = even; k < depth; ++k) {
+      const int32_t xk = x[k] + p.x_offset;
+      for (int c = 0; c < 4; ++c) acc[c] += xk * (w[k * units + u0 + c] + p.w_offset);
+    }
+    for (int c = 0; c < 4; ++c) out[u0 + c] = Saturate8(q.Apply(acc[c]) + p.out_offset);
+  }
+}
+#endif
+
 // x [rows, depth] . w [depth, units] -> out [rows, units] (per-tensor requantization, no bias)
 inline void MatMulRhsDepthUnits(const MatMulParams& p, const int8_t* x, int rows, const int8_t* w, int units,
                                 int depth, int8_t* out, void* scratch) {
   int16_t* s = static_cast<int16_t*>(scratch);
+#if EMBBERT_AOT_DSP
+  if (rows == 1 && units >= 4) {
+    RowRhsDepthUnits(p, x, w, units, depth, out, s);
+    return;
+  }
+#endif
   int u = 0;
   for (; u + 4 <= units; u += 4) Columns<4>(p, x, rows, w + u, units, depth, out + u, s);
   switch (units - u) {
