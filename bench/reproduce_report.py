@@ -145,7 +145,7 @@ def sweep_section(res: Results) -> list[str]:
            "validation accuracy against no noise. EmbBERT from the shared 1x backbone, seed 0.", ""]
     if c["level"] is None or not c["levels"]:
         return out + [f"Chosen level: {MISSING} ({c['why']}).", ""] + sweep_table(res)
-    verdict = {"held": "passes the rule", "compromise": "is the rule's best compromise (no level passes)"}[c["rule"]]
+    verdict = {"held": "passes the rule", "compromise": "is the rule's compromise"}[c["rule"]]
     out += [f"**Chosen: `--quant-noise {c['level']:g}`**, which {verdict} ({c['why']}).", ""]
     out += ["| level | passes | shortfall (points) | mean int8 val | " + " | ".join(
         f"{t} agree / loss" for t in res.s.all_tasks) + " |", "|" + "---|" * (4 + len(res.s.all_tasks))]
