@@ -18,12 +18,16 @@ Jobs, most valuable first (a later session may be cut short):
      each converted (`embbert convert`) and checked on the validation split too, so the
      default is chosen on validation only (choose_quant_noise); the sweep and the main
      table get int8 figures, the later stages fp32 only;
-  3. the main table: EmbBERT seeds 1, 2 at the chosen noise (seed 0 is the sweep's run);
-  4. the 2 MB baselines (bert-2mb, mamba-2mb: 3 seeds; embedder, embedder-conv: 1 seed),
-     each pretrained once at the same token budget;
-  5. the ablation (nanobert, bert-efficient, nanobert-efficient, EmbBERT without pretraining);
-  6. scaling (embbert-nano, embbert-tiny, then embbert-medium), each pretrained at its own size;
-  7. the pretraining budget: EmbBERT at 3x the tokens.
+  3. the 2 MB baselines bert-2mb and mamba-2mb, each pretrained once at the same token
+     budget, seed 0 on the five tasks;
+  4. the ablation's EmbBERT without pretraining (the cheapest ablation row);
+  5. the main table's other seeds: EmbBERT, bert-2mb and mamba-2mb, seeds 1 and 2, four tasks;
+  6. the embedder and embedder-conv baselines, one seed;
+  7. the ablation (nanobert, bert-efficient, nanobert-efficient), each pretrained;
+  8. scaling (embbert-nano, embbert-tiny, then embbert-medium), each pretrained at its own size;
+  9. the pretraining budget: EmbBERT at 3x the tokens.
+  Every model's seed 0 comes before any extra seed: a study cut short has one run
+  of each comparison.
 A row with int8 figures records the int8 graph's design version (convert.GRAPH_VERSION;
 none: version 1). When the graph changes, its stale conversions are re-run (`embbert
 convert` and the validation parity on the same run dir, never a retraining) right after
@@ -192,24 +196,27 @@ def all_jobs(s: Setup, done: dict, level_if_unchosen: float | None = None) -> li
     qn = choice["level"] if choice["level"] is not None else level_if_unchosen
     if qn is None:
         return _mark_conversions(s, out)  # the rest waits for the sweep
-    for seed in s.seeds[1:]:  # 3. main table, EmbBERT (seed 0 is the sweep's run at the chosen level)
-        for task in s.tasks4:
-            out.append(Job("finetune", "main", s.model, task, seed, emb, qn))
-    for model in s.baselines3 + s.baselines1:  # 4. the 2 MB baselines
+    # Every model's seed 0 first, the extra seeds last: a study cut short still
+    # has one run of each comparison the claims need.
+    for model in s.baselines3:  # 3. the 2 MB baselines, pretrained at the same budget, seed 0 on every task
         pre = pretrain_name(model)
         out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
-        seeds = s.seeds if model in s.baselines3 else s.seeds[:1]
-        for seed in seeds:
-            tasks = s.all_tasks if seed == 0 and model in s.baselines3 else s.tasks4
-            for task in tasks:
-                out.append(Job("finetune", "main", model, task, seed, pre, qn))
-    out += [Job("finetune", "ablation", s.model, task, 0, None, qn) for task in s.tasks4]
-    for model in s.ablations + s.scaling:  # 5., 6.
+        out += [Job("finetune", "main", model, task, 0, pre, qn) for task in s.all_tasks]
+    out += [Job("finetune", "ablation", s.model, task, 0, None, qn) for task in s.tasks4]  # 4. no pretraining
+    for seed in s.seeds[1:]:  # 5. the main table's other seeds (EmbBERT's seed 0 is the sweep's run)
+        for model in (s.model,) + s.baselines3:
+            init = pretrain_name(model)
+            out += [Job("finetune", "main", model, task, seed, init, qn) for task in s.tasks4]
+    for model in s.baselines1:  # 6. the embedder baselines, one seed
+        pre = pretrain_name(model)
+        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
+        out += [Job("finetune", "main", model, task, 0, pre, qn) for task in s.tasks4]
+    for model in s.ablations + s.scaling:  # 7. the ablation, 8. scaling
         pre = pretrain_name(model)
         out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
         out += [Job("finetune", "ablation" if model in s.ablations else "scaling", model, task, 0, pre, qn)
                 for task in s.tasks4]
-    pre3 = pretrain_name(s.model, s.budget_factor)  # 7.
+    pre3 = pretrain_name(s.model, s.budget_factor)  # 9. the pretraining budget
     out.append(Job("pretrain", "pretrain", s.model, init=pre3, steps=s.steps_1x * s.budget_factor))
     out += [Job("finetune", "budget", s.model, task, 0, pre3, qn) for task in s.tasks4]
     return _mark_conversions(s, out)

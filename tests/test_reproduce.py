@@ -15,17 +15,19 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
 
+from embbert.train.plan import QUANT_NOISE  # noqa: E402
 from reproduce import all_jobs, choose_quant_noise, estimate, graph_version, jobs, setup  # noqa: E402
 
+QN = f"{QUANT_NOISE:g}"  # the later stages' level: the default, as the smoke sweep converts one run only
 # The smoke study puts embbert-nano in EmbBERT's place (the quickest conversion) and embbert-tiny in scaling.
 SMOKE_ROWS = {
     "pretrain-embbert-nano-1x", "pretrain-bert-2mb-1x", "pretrain-embbert-tiny-1x", "pretrain-embbert-nano-3x",
     "tfidf-sms_spam-s0",
-    "ft-embbert-nano-1x-sms_spam-s0-qn0", "ft-embbert-nano-1x-sms_spam-s0-qn24",  # the sweep
-    "ft-bert-2mb-1x-sms_spam-s0-qn24",  # a baseline, from its own pretraining
-    "ft-embbert-nano-scratch-sms_spam-s0-qn24",  # the ablation without pretraining
-    "ft-embbert-tiny-1x-sms_spam-s0-qn24",  # scaling
-    "ft-embbert-nano-3x-sms_spam-s0-qn24",  # the pretraining budget
+    "ft-embbert-nano-1x-sms_spam-s0-qn0", "ft-embbert-nano-1x-sms_spam-s0-qn24",  # the sweep (0 and 24)
+    f"ft-bert-2mb-1x-sms_spam-s0-qn{QN}",  # a baseline, from its own pretraining
+    f"ft-embbert-nano-scratch-sms_spam-s0-qn{QN}",  # the ablation without pretraining
+    f"ft-embbert-tiny-1x-sms_spam-s0-qn{QN}",  # scaling
+    f"ft-embbert-nano-3x-sms_spam-s0-qn{QN}",  # the pretraining budget
 }
 CONVERTED = "ft-embbert-nano-1x-sms_spam-s0-qn0"  # the smoke study's one conversion: the first of the sweep
 
@@ -79,7 +81,7 @@ def test_smoke_study_every_stage_once_then_resumes_and_reports(serial):
     assert int8["test_sentences"] == 20 and val["split"] == "val" and val["test_sentences"] == 20
     assert 0 <= val["agreement_micro"] <= 1 and int8["flash_bytes"] > 100_000
     # The noise level of the later stages: the current default, since the sweep's other run was not converted.
-    assert {r["quant_noise"] for r in rows.values() if r.get("stage") not in ("sweep", None) and "quant_noise" in r} == {24.0}
+    assert {r["quant_noise"] for r in rows.values() if r.get("stage") not in ("sweep", None) and "quant_noise" in r} == {QUANT_NOISE}
 
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results").iterdir()}
     again = _study(tmp_path)
@@ -107,7 +109,7 @@ def test_a_stale_conversion_is_redone_without_retraining_and_the_choice_waits_fo
     row = json.loads(path.read_text())
     older = graph_version() - 1
     path.write_text(json.dumps({**row, "graph_version": older}))
-    budget = "ft-embbert-nano-3x-sms_spam-s0-qn24"  # after the choice: waits for the re-conversion
+    budget = f"ft-embbert-nano-3x-sms_spam-s0-qn{QN}"  # after the choice: waits for the re-conversion
     (tmp_path / "results" / f"{budget}.json").unlink()
     run_dir = Path(row["run_dir"])
     trained = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
@@ -153,22 +155,22 @@ def test_two_jobs_at_once_run_each_job_once_with_the_same_rows(serial, tmp_path)
     assert [r["name"] for r in rows.values() if "int8" in r] == [CONVERTED]  # the plan says which run converts
 
     # One child crashes: nothing new starts, the job already running finishes, the study names the failure.
-    for name in ("ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-nano-scratch-sms_spam-s0-qn24",
-                 "ft-embbert-tiny-1x-sms_spam-s0-qn24", "ft-embbert-nano-3x-sms_spam-s0-qn24"):
+    for name in (f"ft-bert-2mb-1x-sms_spam-s0-qn{QN}", f"ft-embbert-nano-scratch-sms_spam-s0-qn{QN}",
+                 f"ft-embbert-tiny-1x-sms_spam-s0-qn{QN}", f"ft-embbert-nano-3x-sms_spam-s0-qn{QN}"):
         (tmp_path / "results" / f"{name}.json").unlink()
-    metrics = work / "finetune" / "bert-2mb-1x-sms_spam-s0-qn24" / "metrics.json"
+    metrics = work / "finetune" / f"bert-2mb-1x-sms_spam-s0-qn{QN}" / "metrics.json"
     kept = metrics.read_text()
     metrics.write_text("broken")
-    shutil.rmtree(work / "finetune" / "embbert-nano-scratch-sms_spam-s0-qn24")  # trains again: still running
+    shutil.rmtree(work / "finetune" / f"embbert-nano-scratch-sms_spam-s0-qn{QN}")  # trains again: still running
     try:
         proc = _study(tmp_path, "--jobs", "2", work=work)
     finally:
         metrics.write_text(kept)
     assert proc.returncode != 0
-    assert "job(s) failed: ft-bert-2mb-1x-sms_spam-s0-qn24;" in proc.stderr
-    assert _started(proc.stderr) == ["ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-nano-scratch-sms_spam-s0-qn24"]
-    assert set(_rows(tmp_path)) == SMOKE_ROWS - {"ft-bert-2mb-1x-sms_spam-s0-qn24", "ft-embbert-tiny-1x-sms_spam-s0-qn24",
-                                                 "ft-embbert-nano-3x-sms_spam-s0-qn24"}
+    assert f"job(s) failed: ft-bert-2mb-1x-sms_spam-s0-qn{QN};" in proc.stderr
+    assert _started(proc.stderr) == [f"ft-bert-2mb-1x-sms_spam-s0-qn{QN}", f"ft-embbert-nano-scratch-sms_spam-s0-qn{QN}"]
+    assert set(_rows(tmp_path)) == SMOKE_ROWS - {f"ft-bert-2mb-1x-sms_spam-s0-qn{QN}", f"ft-embbert-tiny-1x-sms_spam-s0-qn{QN}",
+                                                 f"ft-embbert-nano-3x-sms_spam-s0-qn{QN}"}
 
 
 def test_bad_jobs_count_is_refused_before_anything_runs(tmp_path):
