@@ -273,3 +273,33 @@ def test_estimates_come_from_jobs_alike_else_say_they_guess():
     assert secs == pytest.approx(210 / bench["sms_spam"] * bench["rt_reviews"] + 100) and how.startswith("guess")
     secs, how = estimate(next(j for j in all_jobs(s, {}) if j.name == "tfidf-news20-s0"), {}, s)
     assert how.startswith("guess") and secs > 0
+
+
+def test_claim_verdicts_hold_only_beyond_the_margin():
+    from types import SimpleNamespace
+
+    from reproduce_report import MARGIN, claims, overall, verdict
+
+    assert [verdict(d) for d in (MARGIN + 0.01, MARGIN, 0.0, -MARGIN, -MARGIN - 0.01)] == \
+        ["held", "unclear", "unclear", "unclear", "not held"]
+    assert overall(["held", "unclear"]) == "unclear" and overall(["held", "not held", "unclear"]) == "not held"
+    avg = {("embbert", "1x"): 0.80, ("bert-2mb", "1x"): 0.785, ("mamba-2mb", "1x"): 0.805,
+           ("nanobert", "1x"): 0.75, ("embbert", None): 0.70, ("embbert-nano", "1x"): 0.70, ("embbert-tiny", "1x"): 0.75,
+           ("embbert", "3x"): 0.803}
+    s = setup("paper")
+    res = SimpleNamespace(e="embbert", s=replace_ablations(s, ("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
+                          average=lambda m, p, init="1x", tasks=None: avg.get((m, init)),
+                          tfidf_average=lambda: 0.85, seeds_note=lambda models: "embbert 3")
+    text = "\n".join(claims(res))
+    # ahead of bert-2mb by 1.5 (held), behind mamba-2mb by 0.5 (unclear): unclear overall
+    assert "BERT and MAMBA at 2 MB: unclear.**" in text and "+1.50 points from bert-2mb (held)" in text
+    assert "-0.50 points from mamba-2mb (unclear)" in text
+    assert "pretraining help (ablation): held.**" in text  # nanobert -5, no pretraining -10
+    assert "scales from 0.65 MB to 39.71 MB: held" in text and "embbert-tiny -> embbert +5.00 (held)" in text
+    assert "more pretraining helps, unclear.**" in text and "3x closes +0.30 of the 5.00-point gap" in text
+
+
+def replace_ablations(s, ablations):
+    from dataclasses import replace
+
+    return replace(s, ablations=ablations)
