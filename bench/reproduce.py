@@ -42,10 +42,12 @@ niced with OMP_NUM_THREADS=1 (the children inherit both).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import fnmatch
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -593,11 +595,18 @@ def run_study(study: Study, args: argparse.Namespace) -> None:
                 log(f"{job.stage}: {job.name} ({len(todo)} jobs left, {len(done)} done, {len(running)} running)")
                 cmd = [sys.executable, __file__, "--preset", study.s.preset, "--work", str(study.work),
                        "--results", str(study.results), "--job", job.name]
-                running[job] = subprocess.Popen(cmd, env={**os.environ, IN_STUDY: str(args.jobs)})
+                # Its own process group: a study that is stopped stops its jobs' whole trees
+                # (`embbert train` under the job), else a restarted study would train the same run dir twice.
+                running[job] = subprocess.Popen(cmd, env={**os.environ, IN_STUDY: str(args.jobs)},
+                                                start_new_session=True)
                 started += 1
         if not running:
             break
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)  # until a child ends (Popen.poll reaps it)
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)  # until a child ends (Popen.poll reaps it)
+        except BaseException:  # Ctrl-C, SIGTERM (see main), anything: no job outlives the study
+            stop_jobs(running.values())
+            raise
     if failed:
         raise SystemExit(f"job(s) failed: {', '.join(failed)}; the study stopped starting jobs (run it again to retry)")
     if todo and args.max_jobs is not None and started >= args.max_jobs:
@@ -607,6 +616,24 @@ def run_study(study: Study, args: argparse.Namespace) -> None:
             else "the sweep is incomplete and nothing else can run")
     else:
         log(f"{len(todo)} jobs wait for results no job makes: {', '.join(j.name for j in todo[:5])}")
+
+
+def stop_jobs(procs) -> None:
+    """SIGTERM each running job's process group; SIGKILL what is left after 30 s."""
+    procs = [p for p in procs if p.poll() is None]
+    n = len(procs)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + 30
+        while procs and time.monotonic() < deadline:
+            procs = [p for p in procs if p.poll() is None]
+            time.sleep(0.1)
+        if not procs:
+            break
+    if n:
+        log(f"stopped {n} running job(s); run the study again to resume them")
 
 
 def run_one(study: Study, name: str) -> None:
@@ -659,6 +686,7 @@ def main() -> None:
     if args.plan:
         print_plan(s, study.done())
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # unwinds: locks and jobs let go
     held = None if os.environ.get(IN_STUDY) else lock(args.work)
     try:
         run_one(study, args.job) if args.job else run_study(study, args)

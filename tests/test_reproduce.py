@@ -5,8 +5,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -300,6 +302,35 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
 
 
 def replace_ablations(s, ablations):
-    from dataclasses import replace
-
     return replace(s, ablations=ablations)
+
+
+def test_a_stopped_study_stops_its_running_jobs(tmp_path):
+    """SIGTERM to the study: the job it runs (and the `embbert` under it) ends too,
+    so a restarted study never trains one run dir twice."""
+    cmd = [sys.executable, str(BENCH / "reproduce.py"), "--preset", "smoke", "--work", str(tmp_path / "work"),
+           "--results", str(tmp_path / "results")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    started = ""
+    for line in proc.stderr:  # the first job has started once its line is printed
+        started += line
+        if _started(started):
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert "stopped 1 running job(s)" in rest, rest[-2000:]
+    assert not _processes_naming(str(tmp_path / "work")), "a job outlived the study"
+
+
+def _processes_naming(text: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
