@@ -72,40 +72,47 @@ class Results:
         self.qn = self.choice["level"]
         self.ft = [r for r in done.values() if r["kind"] == "finetune"]
 
-    def runs(self, model: str, task: str, init: str | None = "1x", qn: float | None = None) -> list[dict]:
-        """Fine-tunes of `model` on `task`; init "1x"/"3x" is the model's own pretraining, None none."""
+    def runs(self, model: str, task: str, init: str | None = "1x", qn: float | None = None,
+             seeds: set[int] | None = None) -> list[dict]:
+        """Fine-tunes of `model` on `task`; init "1x"/"3x" is the model's own pretraining, None none;
+        `seeds`: only those seeds (each seed is also its own train/val/test split)."""
         want_init = pretrain_name(model, int(init[0])) if init else None
         want_qn = self.qn if qn is None else qn
         return [r for r in self.ft if r["model"] == model and r["task"] == task and r["init"] == want_init
-                and r["quant_noise"] == want_qn]
+                and r["quant_noise"] == want_qn and (seeds is None or r["seed"] in seeds)]
 
     def acc(self, runs: list[dict], precision: str) -> list[float]:
         if precision == "fp32":
             return [r["fp32"]["test_accuracy"] for r in runs]
         return [int8_now(r)["accuracy_micro"] for r in runs if "accuracy_micro" in int8_now(r)]
 
-    def average(self, model: str, precision: str, init: str | None = "1x", tasks=None) -> float | None:
+    def average(self, model: str, precision: str, init: str | None = "1x", tasks=None,
+                seeds: set[int] | None = None) -> float | None:
         """Mean over the four tasks of the per-task mean over seeds; None unless all four are there."""
         per_task = []
         for task in tasks or self.s.tasks4:
-            xs = self.acc(self.runs(model, task, init), precision)
+            xs = self.acc(self.runs(model, task, init, seeds=seeds), precision)
             if not xs:
                 return None
             per_task.append(statistics.mean(xs))
         return statistics.mean(per_task)
 
-    def tfidf(self, task: str, seed: int | None = None) -> list[float]:
-        """TF-IDF + LR test accuracies on `task`, every seed's split (or one)."""
+    def common_seeds(self, models: tuple[str, ...]) -> set[int]:
+        """The seeds every one of `models` has run on every task (a like-for-like comparison)."""
+        sets = [{r["seed"] for r in self.runs(m, t)} for m in models for t in self.s.tasks4]
+        return set.intersection(*sets) if sets else set()
+
+    def tfidf(self, task: str, seed: int | None = None, seeds: set[int] | None = None) -> list[float]:
+        """TF-IDF + LR test accuracies on `task`, every seed's split (or one, or those of `seeds`)."""
         return [r["test_accuracy"] for r in self.done.values() if r["kind"] == "tfidf" and r["task"] == task
-                and seed in (None, r["seed"])]
+                and seed in (None, r["seed"]) and (seeds is None or r["seed"] in seeds)]
 
-    def tfidf_average(self) -> float | None:
-        xs = [self.tfidf(t) for t in self.s.tasks4]
+    def tfidf_average(self, like: str | None = None, init: str | None = "1x") -> float | None:
+        """TF-IDF + LR's four-task average over every seed's split, or, like for like, over
+        the splits (seeds) the model `like` has run on for each task."""
+        xs = [self.tfidf(t, seeds=None if like is None else {r["seed"] for r in self.runs(like, t, init)})
+              for t in self.s.tasks4]
         return statistics.mean(statistics.mean(x) for x in xs) if all(xs) else None
-
-    def seeds_note(self, models: tuple[str, ...]) -> str:
-        """How many seeds each model's four-task average rests on (the fewest over its tasks)."""
-        return ", ".join(f"{m} {min(len(self.runs(m, t)) for t in self.s.tasks4)}" for m in models)
 
     def pretrain(self, name: str) -> dict | None:
         return self.done.get(f"pretrain-{name}")
@@ -274,20 +281,23 @@ def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
 
 
 def claims(res: Results) -> list[str]:
+    """One paragraph per claim; every comparison on the same seeds (= splits) for both sides."""
     out = []
     e32, e8 = res.average(res.e, "fp32"), res.average(res.e, "int8")
-    b, m = res.average("bert-2mb", "fp32"), res.average("mamba-2mb", "fp32")
-    tf = res.tfidf_average()
+    both = res.common_seeds((res.e, "bert-2mb", "mamba-2mb")) or None  # None: a side is missing anyway
+    b, m = res.average("bert-2mb", "fp32", seeds=both), res.average("mamba-2mb", "fp32", seeds=both)
+    e_both = res.average(res.e, "fp32", seeds=both)
+    e0 = res.average(res.e, "fp32", seeds={0})  # against the one-seed stages
+    tf = res.tfidf_average(like=res.e)  # on the same splits as EmbBERT's runs
     if e32 is None or b is None or m is None:
         out.append(f"**1. EmbBERT beats BERT and MAMBA at 2 MB: {MISSING}.** Average fp32 test accuracy on the four "
                    f"tasks: EmbBERT {pct(e32)}, bert-2mb {pct(b)}, mamba-2mb {pct(m)}.")
     else:
-        vs = {"bert-2mb": 100 * (e32 - b), "mamba-2mb": 100 * (e32 - m)}
+        vs = {"bert-2mb": 100 * (e_both - b), "mamba-2mb": 100 * (e_both - m)}
         out.append(f"**1. EmbBERT beats BERT and MAMBA at 2 MB: {overall([verdict(d) for d in vs.values()])}.** "
-                   f"Average fp32 test accuracy on the four tasks: EmbBERT {pct(e32)}, bert-2mb {pct(b)}, mamba-2mb "
-                   f"{pct(m)}; EmbBERT is " + ", ".join(f"{d:+.2f} points from {k} ({verdict(d)})" for k, d in vs.items())
-                   + f". Held means ahead by more than {MARGIN:g} point, not held behind by more, unclear in between; "
-                   f"seeds per task: {res.seeds_note((res.e, 'bert-2mb', 'mamba-2mb'))}.")
+                   f"Average fp32 test accuracy on the four tasks, seeds {', '.join(map(str, sorted(both)))} of each: "
+                   f"EmbBERT {pct(e_both)}, bert-2mb {pct(b)}, mamba-2mb {pct(m)}; EmbBERT is " + ", ".join(f"{d:+.2f} points from {k} ({verdict(d)})" for k, d in vs.items())
+                   + f". Held means ahead by more than {MARGIN:g} point, not held behind by more, unclear in between.")
     med = res.average("embbert-medium", "fp32")
     out.append(f"The part 'rivals models ten times its size' is {'unclear' if med is not None else MISSING}: the "
                f"largest model of the study is embbert-medium (9.60 MB, five times), at {pct(med)}; the paper's 20 MB "
@@ -303,18 +313,18 @@ def claims(res: Results) -> list[str]:
         out.append(f"**2. Resilient to 8-bit quantization: {kept}.** EmbBERT averages {pct(e32)} fp32 and "
                    f"{pct(e8)} int8 on host TFLite-Micro ({delta:+.2f} points; paper: 87.19 -> 88.18 on TinyNLP), "
                    f"with `--quant-noise {res.qn:g}`. Held means within 0.5 point.")
-    abl = {name: res.average(name, "fp32") for name in res.s.ablations}
-    abl["no pretraining"] = res.average(res.e, "fp32", init=None)
-    if e32 is None or any(v is None for v in abl.values()):
+    abl = {name: res.average(name, "fp32", seeds={0}) for name in res.s.ablations}
+    abl["no pretraining"] = res.average(res.e, "fp32", init=None, seeds={0})
+    if e0 is None or any(v is None for v in abl.values()):
         out.append(f"**3. Every component and the pretraining help (ablation): {MISSING}.** Measured so far: "
-                   + ", ".join(f"{k} {pct(v)}" for k, v in abl.items()) + f"; EmbBERT {pct(e32)}.")
+                   + ", ".join(f"{k} {pct(v)}" for k, v in abl.items()) + f"; EmbBERT {pct(e0)}.")
     else:
-        gain = {k: 100 * (e32 - v) for k, v in abl.items()}
+        gain = {k: 100 * (e0 - v) for k, v in abl.items()}
         out.append(f"**3. Every component and the pretraining help (ablation): "
-                   f"{overall([verdict(d) for d in gain.values()])}.** EmbBERT {pct(e32)} against "
+                   f"{overall([verdict(d) for d in gain.values()])}.** EmbBERT {pct(e0)} against "
                    + ", ".join(f"{k} {pct(abl[k])} (EmbBERT {d:+.2f}: {verdict(d)})" for k, d in gain.items())
-                   + f". One seed each; held means EmbBERT ahead by more than {MARGIN:g} point.")
-    sc = [(name, res.average(name, "fp32")) for name in res.scaling]
+                   + f". Seed 0 on both sides; held means EmbBERT ahead by more than {MARGIN:g} point.")
+    sc = [(name, res.average(name, "fp32", seeds={0})) for name in res.scaling]  # one seed each
     measured = [(n, v) for n, v in sc if v is not None]
     if len(measured) < 3:
         out.append(f"**4. It scales from 0.65 MB to 39.71 MB: {MISSING}.** Measured so far: "
@@ -326,16 +336,17 @@ def claims(res: Results) -> list[str]:
                    + ", ".join(f"{n} ({PAPER_SCALING_MB.get(n, '?')} MB) {pct(v)}" for n, v in measured)
                    + "; each step up: " + ", ".join(f"{a[0]} -> {b[0]} {d:+.2f} ({verdict(d)})" for a, b, d in steps)
                    + ".")
-    e3 = res.average(res.e, "fp32", init="3x")
-    if e3 is None or e32 is None:
+    e3 = res.average(res.e, "fp32", init="3x", seeds={0})
+    if e3 is None or e0 is None:
         out.append(f"**Pretraining budget: {MISSING}.** Does 3x the tokens close the gap to TF-IDF? EmbBERT 1x "
-                   f"{pct(e32)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf)}.")
+                   f"{pct(e0)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf)}.")
     else:
-        gap = 100 * (tf - e32) if tf is not None else None
-        closes = (f"; TF-IDF + LR {pct(tf)}: 3x closes {100 * (e3 - e32):+.2f} of the {gap:.2f}-point gap"
+        tf = res.tfidf_average(like=res.e, init="3x")  # the budget runs' splits (seed 0)
+        gap = 100 * (tf - e0) if tf is not None else None
+        closes = (f"; TF-IDF + LR {pct(tf)}: 3x closes {100 * (e3 - e0):+.2f} of the {gap:.2f}-point gap"
                   if gap else "")
-        out.append(f"**Pretraining budget: more pretraining helps, {verdict(100 * (e3 - e32))}.** EmbBERT averages "
-                   f"{pct(e32)} at 1x and {pct(e3)} at 3x ({100 * (e3 - e32):+.2f} points){closes}.")
+        out.append(f"**Pretraining budget: more pretraining helps, {verdict(100 * (e3 - e0))}.** EmbBERT averages "
+                   f"{pct(e0)} at 1x and {pct(e3)} at 3x ({100 * (e3 - e0):+.2f} points){closes}.")
     return out
 
 

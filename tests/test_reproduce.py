@@ -290,8 +290,8 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
            ("embbert", "3x"): 0.803}
     s = setup("paper")
     res = SimpleNamespace(e="embbert", s=replace_ablations(s, ("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
-                          average=lambda m, p, init="1x", tasks=None: avg.get((m, init)),
-                          tfidf_average=lambda: 0.85, seeds_note=lambda models: "embbert 3")
+                          average=lambda m, p, init="1x", tasks=None, seeds=None: avg.get((m, init)),
+                          tfidf_average=lambda like=None, init="1x": 0.85, common_seeds=lambda models: {0})
     text = "\n".join(claims(res))
     # ahead of bert-2mb by 1.5 (held), behind mamba-2mb by 0.5 (unclear): unclear overall
     assert "BERT and MAMBA at 2 MB: unclear.**" in text and "+1.50 points from bert-2mb (held)" in text
@@ -334,3 +334,33 @@ def _processes_naming(text: str) -> list[int]:
             except OSError:
                 pass
     return out
+
+
+def test_claims_compare_like_for_like_seeds():
+    """EmbBERT with seeds 0 and 1, the baselines with seed 0 only: claim 1 compares seed 0 of each;
+    TF-IDF's reference is the mean over the splits EmbBERT ran on (seeds 0 and 1), not over all three."""
+    from reproduce_report import Results, claims
+
+    s, sweep = _paper_sweep(figures={("sms_spam", q): (0.80, 0.80, 0.9) for q in (8.0, 16.0, 24.0)})  # 0 passes
+    done = {r["name"]: {**r, "fp32": {"test_accuracy": 0.5}} for r in sweep}
+
+    def ft(model, seed, acc, init="1x"):
+        for task in s.tasks4:
+            name = f"ft-{model}-{init}-{task}-s{seed}-qn0"
+            done[name] = {**done.get(name, {"stage": "main"}), "name": name, "kind": "finetune", "model": model,
+                          "task": task, "seed": seed, "init": f"{model}-{init}", "quant_noise": 0.0,
+                          "fp32": {"test_accuracy": acc}}  # seed 0 of EmbBERT: the sweep's run
+
+    ft("embbert", 0, 0.80)
+    ft("embbert", 1, 0.70)  # a worse seed the baselines do not have yet
+    ft("bert-2mb", 0, 0.785)
+    ft("mamba-2mb", 0, 0.75)
+    for seed, acc in ((0, 0.90), (1, 0.80), (2, 0.10)):
+        for task in s.tasks4:
+            done[f"tfidf-{task}-s{seed}"] = {"kind": "tfidf", "task": task, "seed": seed, "test_accuracy": acc}
+    res = Results(done, s)
+    assert res.choice["rule"] != "not measured" and res.qn == 0.0 and res.common_seeds(("embbert", "bert-2mb", "mamba-2mb")) == {0}
+    text = "\n".join(claims(res))
+    assert "seeds 0 of each: EmbBERT 80.00, bert-2mb 78.50, mamba-2mb 75.00" in text
+    assert "+1.50 points from bert-2mb (held), +5.00 points from mamba-2mb (held)" in text
+    assert "TF-IDF + logistic regression averages 85.00 on the same splits: EmbBERT is -10.00 points" in text
