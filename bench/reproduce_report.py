@@ -298,6 +298,12 @@ def claims(res: Results) -> list[str]:
                    f"Average fp32 test accuracy on the four tasks, seeds {', '.join(map(str, sorted(both)))} of each: "
                    f"EmbBERT {pct(e_both)}, bert-2mb {pct(b)}, mamba-2mb {pct(m)}; EmbBERT is " + ", ".join(f"{d:+.2f} points from {k} ({verdict(d)})" for k, d in vs.items())
                    + f". Held means ahead by more than {MARGIN:g} point, not held behind by more, unclear in between.")
+    extra = [task for task in res.s.all_tasks if task not in res.s.tasks4]  # news20: one seed, not in the average
+    for task in extra:
+        accs = {m: res.acc(res.runs(m, task, seeds={0}), "fp32") for m in (res.e, "bert-2mb", "mamba-2mb")}
+        if all(accs.values()):
+            out.append(f"On {task} (seed 0, not in the average): " + ", ".join(f"{m} {pct(a[0])}" for m, a in accs.items())
+                       + f"; TF-IDF + LR {pct((res.tfidf(task, seed=0) or [None])[0])}.")
     med = res.average("embbert-medium", "fp32")
     med_cut = any(fnmatch.fnmatchcase("pretrain-embbert-medium-1x", pattern) for pattern in res.s.cuts)
     state = "unclear" if med is not None else "not measured: -medium was cut (last section)" if med_cut else MISSING

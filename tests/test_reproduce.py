@@ -291,7 +291,8 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
     s = setup("paper")
     res = SimpleNamespace(e="embbert", s=replace_ablations(s, ("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
                           average=lambda m, p, init="1x", tasks=None, seeds=None: avg.get((m, init)),
-                          tfidf_average=lambda like=None, init="1x": 0.85, common_seeds=lambda models: {0})
+                          tfidf_average=lambda like=None, init="1x": 0.85, common_seeds=lambda models: {0},
+                          runs=lambda *args, **kwargs: [], acc=lambda runs, precision: [])  # no news20 runs
     text = "\n".join(claims(res))
     # ahead of bert-2mb by 1.5 (held), behind mamba-2mb by 0.5 (unclear): unclear overall
     assert "BERT and MAMBA at 2 MB: unclear.**" in text and "+1.50 points from bert-2mb (held)" in text
@@ -358,9 +359,16 @@ def test_claims_compare_like_for_like_seeds():
     for seed, acc in ((0, 0.90), (1, 0.80), (2, 0.10)):
         for task in s.tasks4:
             done[f"tfidf-{task}-s{seed}"] = {"kind": "tfidf", "task": task, "seed": seed, "test_accuracy": acc}
+    for model, acc in (("embbert", 0.5), ("bert-2mb", 0.4), ("mamba-2mb", 0.2)):
+        name = f"ft-{model}-1x-news20-s0-qn0"
+        done[name] = {**done.get(name, {"stage": "main"}), "name": name, "kind": "finetune", "model": model,
+                      "task": "news20", "seed": 0, "init": f"{model}-1x", "quant_noise": 0.0,
+                      "fp32": {"test_accuracy": acc}}
+    done["tfidf-news20-s0"] = {"kind": "tfidf", "task": "news20", "seed": 0, "test_accuracy": 0.85}
     res = Results(done, s)
     assert res.choice["rule"] != "not measured" and res.qn == 0.0 and res.common_seeds(("embbert", "bert-2mb", "mamba-2mb")) == {0}
     text = "\n".join(claims(res))
     assert "seeds 0 of each: EmbBERT 80.00, bert-2mb 78.50, mamba-2mb 75.00" in text
     assert "+1.50 points from bert-2mb (held), +5.00 points from mamba-2mb (held)" in text
     assert "TF-IDF + logistic regression averages 85.00 on the same splits: EmbBERT is -10.00 points" in text
+    assert "On news20 (seed 0, not in the average): embbert 50.00, bert-2mb 40.00, mamba-2mb 20.00; TF-IDF + LR 85.00." in text
