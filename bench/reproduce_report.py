@@ -107,10 +107,11 @@ class Results:
         return [r["test_accuracy"] for r in self.done.values() if r["kind"] == "tfidf" and r["task"] == task
                 and seed in (None, r["seed"]) and (seeds is None or r["seed"] in seeds)]
 
-    def tfidf_average(self, like: str | None = None, init: str | None = "1x") -> float | None:
-        """TF-IDF + LR's four-task average over every seed's split, or, like for like, over
-        the splits (seeds) the model `like` has run on for each task."""
-        xs = [self.tfidf(t, seeds=None if like is None else {r["seed"] for r in self.runs(like, t, init)})
+    def tfidf_average(self, like: str | None = None, init: str | None = "1x",
+                      seeds: set[int] | None = None) -> float | None:
+        """TF-IDF + LR's four-task average over every seed's split, over `seeds`, or, like for
+        like, over the splits (seeds) the model `like` has run on for each task."""
+        xs = [self.tfidf(t, seeds=seeds if like is None else {r["seed"] for r in self.runs(like, t, init)})
               for t in self.s.tasks4]
         return statistics.mean(statistics.mean(x) for x in xs) if all(xs) else None
 
@@ -345,11 +346,11 @@ def claims(res: Results) -> list[str]:
                    + "; each step up: " + ", ".join(f"{a[0]} -> {b[0]} {d:+.2f} ({verdict(d)})" for a, b, d in steps)
                    + ".")
     e3 = res.average(res.e, "fp32", init="3x", seeds={0})
+    tf = res.tfidf_average(seeds={0})  # the budget runs' splits (seed 0)
     if e3 is None or e0 is None:
         out.append(f"**Pretraining budget: {MISSING}.** Does 3x the tokens close the gap to TF-IDF? EmbBERT 1x "
                    f"{pct(e0)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf)}.")
     else:
-        tf = res.tfidf_average(like=res.e, init="3x")  # the budget runs' splits (seed 0)
         gap = 100 * (tf - e0) if tf is not None else None
         closes = (f"; TF-IDF + LR {pct(tf)}: 3x closes {100 * (e3 - e0):+.2f} of the {gap:.2f}-point gap"
                   if gap else "")

@@ -291,7 +291,7 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
     s = setup("paper")
     res = SimpleNamespace(e="embbert", s=replace_ablations(s, ("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
                           average=lambda m, p, init="1x", tasks=None, seeds=None: avg.get((m, init)),
-                          tfidf_average=lambda like=None, init="1x": 0.85, common_seeds=lambda models: {0},
+                          tfidf_average=lambda like=None, init="1x", seeds=None: 0.85, common_seeds=lambda models: {0},
                           runs=lambda *args, **kwargs: [], acc=lambda runs, precision: [])  # no news20 runs
     text = "\n".join(claims(res))
     # ahead of bert-2mb by 1.5 (held), behind mamba-2mb by 0.5 (unclear): unclear overall
