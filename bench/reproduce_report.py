@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from reproduce import (MAX_VAL_LOSS, MIN_AGREEMENT, Setup, choose_quant_noise, graph_version, jobs,
+from reproduce import (MAX_VAL_LOSS, MIN_AGREEMENT, Job, Setup, choose_quant_noise, cut_reason, graph_version, jobs,
                        own_wall_s, pretrain_name, remaining, stale, sweep_rows, wall_s)
 
 # Bianchi et al., EmbBERT (figures as collected in the team's notes): TinyNLP
@@ -102,10 +102,10 @@ class Results:
         sets = [{r["seed"] for r in self.runs(m, t)} for m in models for t in self.s.tasks4]
         return set.intersection(*sets) if sets else set()
 
-    def tfidf(self, task: str, seed: int | None = None, seeds: set[int] | None = None) -> list[float]:
-        """TF-IDF + LR test accuracies on `task`, every seed's split (or one, or those of `seeds`)."""
+    def tfidf(self, task: str, seeds: set[int] | None = None) -> list[float]:
+        """TF-IDF + LR test accuracies on `task`, every seed's split (or those of `seeds`)."""
         return [r["test_accuracy"] for r in self.done.values() if r["kind"] == "tfidf" and r["task"] == task
-                and seed in (None, r["seed"]) and (seeds is None or r["seed"] in seeds)]
+                and (seeds is None or r["seed"] in seeds)]
 
     def tfidf_average(self, like: str | None = None, init: str | None = "1x",
                       seeds: set[int] | None = None) -> float | None:
@@ -273,7 +273,7 @@ def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
             if pts:
                 drawn = True
                 ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=task)
-            tf = res.tfidf(task, seed=0)
+            tf = res.tfidf(task, seeds={0})
             if tf:
                 ax.axhline(100 * tf[0], color=f"C{i}", linestyle=":", linewidth=1)
         return drawn
@@ -304,9 +304,9 @@ def claims(res: Results) -> list[str]:
         accs = {m: res.acc(res.runs(m, task, seeds={0}), "fp32") for m in (res.e, "bert-2mb", "mamba-2mb")}
         if all(accs.values()):
             out.append(f"On {task} (seed 0, not in the average): " + ", ".join(f"{m} {pct(a[0])}" for m, a in accs.items())
-                       + f"; TF-IDF + LR {pct((res.tfidf(task, seed=0) or [None])[0])}.")
+                       + f"; TF-IDF + LR {pct((res.tfidf(task, seeds={0}) or [None])[0])}.")
     med = res.average("embbert-medium", "fp32")
-    med_cut = any(fnmatch.fnmatchcase("pretrain-embbert-medium-1x", pattern) for pattern in res.s.cuts)
+    med_cut = cut_reason(res.s, Job("pretrain", "pretrain", "embbert-medium", init=pretrain_name("embbert-medium")))
     state = "unclear" if med is not None else "not measured: -medium was cut (last section)" if med_cut else MISSING
     out.append(f"The part 'rivals models ten times its size' is {state}. The largest model of the plan is "
                f"embbert-medium (9.60 MB, five times), at {pct(med)}; the paper's 20 MB BERT-Tiny is not in the "
@@ -346,13 +346,13 @@ def claims(res: Results) -> list[str]:
                    + "; each step up: " + ", ".join(f"{a[0]} -> {b[0]} {d:+.2f} ({verdict(d)})" for a, b, d in steps)
                    + ".")
     e3 = res.average(res.e, "fp32", init="3x", seeds={0})
-    tf = res.tfidf_average(seeds={0})  # the budget runs' splits (seed 0)
+    tf0 = res.tfidf_average(seeds={0})  # the budget runs' splits (seed 0)
     if e3 is None or e0 is None:
         out.append(f"**Pretraining budget: {MISSING}.** Does 3x the tokens close the gap to TF-IDF? EmbBERT 1x "
-                   f"{pct(e0)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf)}.")
+                   f"{pct(e0)}, 3x {pct(e3)}, TF-IDF + LR {pct(tf0)}.")
     else:
-        gap = 100 * (tf - e0) if tf is not None else None
-        closes = (f"; TF-IDF + LR {pct(tf)}: 3x closes {100 * (e3 - e0):+.2f} of the {gap:.2f}-point gap"
+        gap = 100 * (tf0 - e0) if tf0 is not None else None
+        closes = (f"; TF-IDF + LR {pct(tf0)}: 3x closes {100 * (e3 - e0):+.2f} of the {gap:.2f}-point gap"
                   if gap else "")
         out.append(f"**Pretraining budget: more pretraining helps, {verdict(100 * (e3 - e0))}.** EmbBERT averages "
                    f"{pct(e0)} at 1x and {pct(e3)} at 3x ({100 * (e3 - e0):+.2f} points){closes}.")
@@ -476,7 +476,7 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
     for task in s.tasks4:
         cells = [mean_std(res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32"))
                  for f in factors]
-        lines.append(f"| {task} | " + " | ".join(cells) + f" | {mean_std(res.tfidf(task, seed=0))} |")
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {mean_std(res.tfidf(task, seeds={0}))} |")
     lines += ["", "![pretraining budget](results-budget.png)" if budget_plot(res, doc.parent / "results-budget.png", factors)
               else f"Pretraining-budget curve: {MISSING}.", "", "## The claims", ""]
     for para in claims(res):

@@ -289,7 +289,7 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
            ("nanobert", "1x"): 0.75, ("embbert", None): 0.70, ("embbert-nano", "1x"): 0.70, ("embbert-tiny", "1x"): 0.75,
            ("embbert", "3x"): 0.803}
     s = setup("paper")
-    res = SimpleNamespace(e="embbert", s=replace_ablations(s, ("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
+    res = SimpleNamespace(e="embbert", s=replace(s, ablations=("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
                           average=lambda m, p, init="1x", tasks=None, seeds=None: avg.get((m, init)),
                           tfidf_average=lambda like=None, init="1x", seeds=None: 0.85, common_seeds=lambda models: {0},
                           runs=lambda *args, **kwargs: [], acc=lambda runs, precision: [])  # no news20 runs
@@ -300,10 +300,6 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
     assert "pretraining help (ablation): held.**" in text  # nanobert -5, no pretraining -10
     assert "scales from 0.65 MB to 39.71 MB: held" in text and "embbert-tiny -> embbert +5.00 (held)" in text
     assert "more pretraining helps, unclear.**" in text and "3x closes +0.30 of the 5.00-point gap" in text
-
-
-def replace_ablations(s, ablations):
-    return replace(s, ablations=ablations)
 
 
 def test_a_stopped_study_stops_its_running_jobs(tmp_path):
@@ -345,8 +341,8 @@ def test_claims_compare_like_for_like_seeds():
     s, sweep = _paper_sweep(figures={("sms_spam", q): (0.80, 0.80, 0.9) for q in (8.0, 16.0, 24.0)})  # 0 passes
     done = {r["name"]: {**r, "fp32": {"test_accuracy": 0.5}} for r in sweep}
 
-    def ft(model, seed, acc, init="1x"):
-        for task in s.tasks4:
+    def ft(model, seed, acc, init="1x", tasks=s.tasks4):
+        for task in tasks:
             name = f"ft-{model}-{init}-{task}-s{seed}-qn0"
             done[name] = {**done.get(name, {"stage": "main"}), "name": name, "kind": "finetune", "model": model,
                           "task": task, "seed": seed, "init": f"{model}-{init}", "quant_noise": 0.0,
@@ -360,10 +356,7 @@ def test_claims_compare_like_for_like_seeds():
         for task in s.tasks4:
             done[f"tfidf-{task}-s{seed}"] = {"kind": "tfidf", "task": task, "seed": seed, "test_accuracy": acc}
     for model, acc in (("embbert", 0.5), ("bert-2mb", 0.4), ("mamba-2mb", 0.2)):
-        name = f"ft-{model}-1x-news20-s0-qn0"
-        done[name] = {**done.get(name, {"stage": "main"}), "name": name, "kind": "finetune", "model": model,
-                      "task": "news20", "seed": 0, "init": f"{model}-1x", "quant_noise": 0.0,
-                      "fp32": {"test_accuracy": acc}}
+        ft(model, 0, acc, tasks=("news20",))
     done["tfidf-news20-s0"] = {"kind": "tfidf", "task": "news20", "seed": 0, "test_accuracy": 0.85}
     res = Results(done, s)
     assert res.choice["rule"] != "not measured" and res.qn == 0.0 and res.common_seeds(("embbert", "bert-2mb", "mamba-2mb")) == {0}
