@@ -21,13 +21,15 @@ Jobs, most valuable first (a later session may be cut short):
   3. the 2 MB baselines bert-2mb and mamba-2mb, each pretrained once at the same token
      budget, seed 0 on the five tasks;
   4. the ablation's EmbBERT without pretraining (the cheapest ablation row);
-  5. the main table's other seeds: EmbBERT, bert-2mb and mamba-2mb, seeds 1 and 2, four tasks;
-  6. the embedder and embedder-conv baselines, one seed;
+  5. the main table's second seed: EmbBERT, bert-2mb and mamba-2mb, seed 1, four tasks;
+  6. the pretraining budget: EmbBERT at 3x the tokens (its pretraining, the longest
+     job, starts here so that it runs beside the short jobs, not alone at the end);
   7. the ablation (nanobert, bert-efficient, nanobert-efficient), each pretrained;
   8. scaling (embbert-nano, embbert-tiny, then embbert-medium), each pretrained at its own size;
-  9. the pretraining budget: EmbBERT at 3x the tokens.
-  Every model's seed 0 comes before any extra seed: a study cut short has one run
-  of each comparison.
+  9. the embedder and embedder-conv baselines, one seed;
+ 10. the main table's third seed.
+  Every comparison has one run before the third seed: a study cut short has one
+  run of each, and two seeds of the main table.
 A row with int8 figures records the int8 graph's design version (convert.GRAPH_VERSION;
 none: version 1). When the graph changes, its stale conversions are re-run (`embbert
 convert` and the validation parity on the same run dir, never a retraining) right after
@@ -198,29 +200,31 @@ def all_jobs(s: Setup, done: dict, level_if_unchosen: float | None = None) -> li
     qn = choice["level"] if choice["level"] is not None else level_if_unchosen
     if qn is None:
         return _mark_conversions(s, out)  # the rest waits for the sweep
-    # Every model's seed 0 first, the extra seeds last: a study cut short still
-    # has one run of each comparison the claims need.
+    # Every model's seed 0 first, the third seed last: a study cut short still
+    # has one run of each comparison the claims need, and two seeds of the main table.
+    def main_seed(seed: int) -> list[Job]:
+        return [Job("finetune", "main", model, task, seed, pretrain_name(model), qn)
+                for model in (s.model,) + s.baselines3 for task in s.tasks4]
+
     for model in s.baselines3:  # 3. the 2 MB baselines, pretrained at the same budget, seed 0 on every task
         pre = pretrain_name(model)
         out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
         out += [Job("finetune", "main", model, task, 0, pre, qn) for task in s.all_tasks]
     out += [Job("finetune", "ablation", s.model, task, 0, None, qn) for task in s.tasks4]  # 4. no pretraining
-    for seed in s.seeds[1:]:  # 5. the main table's other seeds (EmbBERT's seed 0 is the sweep's run)
-        for model in (s.model,) + s.baselines3:
-            init = pretrain_name(model)
-            out += [Job("finetune", "main", model, task, seed, init, qn) for task in s.tasks4]
-    for model in s.baselines1:  # 6. the embedder baselines, one seed
-        pre = pretrain_name(model)
-        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
-        out += [Job("finetune", "main", model, task, 0, pre, qn) for task in s.tasks4]
-    for model in s.ablations + s.scaling:  # 7. the ablation, 8. scaling
-        pre = pretrain_name(model)
-        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
-        out += [Job("finetune", "ablation" if model in s.ablations else "scaling", model, task, 0, pre, qn)
-                for task in s.tasks4]
-    pre3 = pretrain_name(s.model, s.budget_factor)  # 9. the pretraining budget
+    for seed in s.seeds[1:2]:  # 5. the main table's second seed (EmbBERT's seed 0 is the sweep's run)
+        out += main_seed(seed)
+    # 6. the pretraining budget: its pretraining is the study's longest job, so it
+    # starts early and runs beside the short ones instead of alone at the end.
+    pre3 = pretrain_name(s.model, s.budget_factor)
     out.append(Job("pretrain", "pretrain", s.model, init=pre3, steps=s.steps_1x * s.budget_factor))
     out += [Job("finetune", "budget", s.model, task, 0, pre3, qn) for task in s.tasks4]
+    for model in s.ablations + s.scaling + s.baselines1:  # 7. the ablation, 8. scaling, 9. the embedder baselines
+        pre = pretrain_name(model)
+        stage = "ablation" if model in s.ablations else "scaling" if model in s.scaling else "main"
+        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
+        out += [Job("finetune", stage, model, task, 0, pre, qn) for task in s.tasks4]
+    for seed in s.seeds[2:]:  # 10. the main table's third seed
+        out += main_seed(seed)
     return _mark_conversions(s, out)
 
 
