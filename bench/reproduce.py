@@ -36,6 +36,10 @@ convert` and the validation parity on the same run dir, never a retraining) righ
 the sweep's training jobs; the row keeps the figures it replaces (int8_superseded), and
 the noise choice, hence every job after it, waits until the sweep's rows are current.
 A job that Setup.cuts names is left out of the plan, and the report says why.
+Every model pretrains at the same token budget and peak lr (chosen on EmbBERT); a
+pretraining that learned nothing (held-out masked-token accuracy within a point of
+always predicting the most frequent token) runs once more at Setup.retry_lr_factor of
+that lr, and its model's fine-tunes start from the retry (backbone()).
 TF-IDF + logistic regression (bench/accuracy.py) is computed beside every (task, seed).
 Everything runs in subprocesses of the real `embbert` command; launch the study
 niced with OMP_NUM_THREADS=1 (the children inherit both).
@@ -94,6 +98,7 @@ class Setup:
     calibration: int | None = None  # `embbert convert --calibration` (None: its default)
     epochs: dict = field(default_factory=dict)
     cuts: dict = field(default_factory=dict)  # job-name pattern (fnmatch) -> why those jobs were cut
+    retry_lr_factor: float | None = None  # a pretraining that learned nothing runs once more at this share of the lr
 
 
 def setup(preset: str) -> Setup:
@@ -106,6 +111,7 @@ def setup(preset: str) -> Setup:
                      ("embbert-nano", "embbert-tiny", "embbert-medium"), None, epochs=dict(EPOCHS),
                      ship=("embbert", "bert-2mb", "mamba-2mb"),
                      sweep_order=("trec_questions", "sms_spam", "vader_movies", "rt_reviews", "news20"),
+                     retry_lr_factor=0.2,
                      cuts={"*embbert-medium*": "the issue asks for -medium only if the budget allows; at 1 thread "
                            "the study's estimate was 22.8 h left against a 9 h budget, and -medium's pretraining "
                            "alone is estimated at ~3 h"})
@@ -128,6 +134,7 @@ class Job:
     init: str | None = None  # a pretraining's name, e.g. "embbert-1x"; None = from scratch
     quant_noise: float | None = None
     steps: int | None = None  # pretraining steps
+    lr: float | None = None  # a pretraining's peak lr (None: `embbert pretrain`'s default)
     convert: bool = False  # a fine-tune that gets int8 figures
 
     @property
@@ -158,6 +165,30 @@ def pretrain_name(model: str, factor: int = 1) -> str:
     return f"{model}-{factor}x"
 
 
+# A pretraining learned something when its held-out masked-token accuracy is at
+# least this far above always predicting the most frequent masked token.
+LEARNED_MARGIN = 0.01
+
+
+def learned(row: dict) -> bool:
+    return row["mlm_eval_accuracy"] >= row["mlm_eval_unigram_accuracy"] + LEARNED_MARGIN
+
+
+def backbone(s: Setup, model: str, done: dict, factor: int = 1) -> tuple[list[Job], str]:
+    """A model's pretraining jobs, and the backbone its fine-tunes start from.
+    Every model pretrains at the same peak lr, chosen on EmbBERT; one that
+    learned nothing there (post-LN NanoBERT stayed at its unigram baseline:
+    `pretrain-nanobert-1x.json`) runs once more at s.retry_lr_factor of it, same
+    token budget, and its fine-tunes start from the retry, whatever it learns."""
+    first = Job("pretrain", "pretrain", model, init=pretrain_name(model, factor), steps=s.steps_1x * factor)
+    row = done.get(first.name)
+    if s.retry_lr_factor is None or row is None or learned(row):
+        return [first], first.init
+    lr = row["plan"]["lr"] * s.retry_lr_factor
+    retry = replace(first, init=f"{first.init}-lr{lr:g}", lr=lr)
+    return [first, retry], retry.init
+
+
 def graph_version() -> int:
     from embbert.convert import GRAPH_VERSION
 
@@ -183,8 +214,8 @@ def all_jobs(s: Setup, done: dict, level_if_unchosen: float | None = None) -> li
     sweep's choice, known once the sweep is done (at the current graph); until
     then those jobs wait, or are planned at `level_if_unchosen` (for estimates)."""
     out: list[Job] = []
-    emb = pretrain_name(s.model)
-    out.append(Job("pretrain", "pretrain", s.model, init=emb, steps=s.steps_1x))
+    pres, emb = backbone(s, s.model, done)
+    out += pres
     out += [Job("tfidf", "tfidf", task=task, seed=seed) for task in s.tasks4 for seed in s.seeds]
     for task in s.sweep_order or s.all_tasks:  # 2. the sweep, task by task, the quickest first
         for qn in s.noise_levels:
@@ -203,25 +234,25 @@ def all_jobs(s: Setup, done: dict, level_if_unchosen: float | None = None) -> li
     # Every model's seed 0 first, the third seed last: a study cut short still
     # has one run of each comparison the claims need, and two seeds of the main table.
     def main_seed(seed: int) -> list[Job]:
-        return [Job("finetune", "main", model, task, seed, pretrain_name(model), qn)
+        return [Job("finetune", "main", model, task, seed, backbone(s, model, done)[1], qn)
                 for model in (s.model,) + s.baselines3 for task in s.tasks4]
 
     for model in s.baselines3:  # 3. the 2 MB baselines, pretrained at the same budget, seed 0 on every task
-        pre = pretrain_name(model)
-        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
+        pres, pre = backbone(s, model, done)
+        out += pres
         out += [Job("finetune", "main", model, task, 0, pre, qn) for task in s.all_tasks]
     out += [Job("finetune", "ablation", s.model, task, 0, None, qn) for task in s.tasks4]  # 4. no pretraining
     for seed in s.seeds[1:2]:  # 5. the main table's second seed (EmbBERT's seed 0 is the sweep's run)
         out += main_seed(seed)
     # 6. the pretraining budget: its pretraining is the study's longest job, so it
     # starts early and runs beside the short ones instead of alone at the end.
-    pre3 = pretrain_name(s.model, s.budget_factor)
-    out.append(Job("pretrain", "pretrain", s.model, init=pre3, steps=s.steps_1x * s.budget_factor))
+    pres, pre3 = backbone(s, s.model, done, s.budget_factor)
+    out += pres
     out += [Job("finetune", "budget", s.model, task, 0, pre3, qn) for task in s.tasks4]
     for model in s.ablations + s.scaling + s.baselines1:  # 7. the ablation, 8. scaling, 9. the embedder baselines
-        pre = pretrain_name(model)
+        pres, pre = backbone(s, model, done)
         stage = "ablation" if model in s.ablations else "scaling" if model in s.scaling else "main"
-        out.append(Job("pretrain", "pretrain", model, init=pre, steps=s.steps_1x))
+        out += pres
         out += [Job("finetune", stage, model, task, 0, pre, qn) for task in s.tasks4]
     for seed in s.seeds[2:]:  # 10. the main table's third seed
         out += main_seed(seed)
@@ -439,7 +470,8 @@ class Study:
             summary = json.loads(summary_path.read_text())
         else:
             summary = embbert("pretrain", "--model", job.model, "--out", run, "--preset", self.s.preset,
-                              "--steps", job.steps, "--seed", job.seed, *_resume(run))
+                              "--steps", job.steps, "--seed", job.seed, *(("--lr", job.lr) if job.lr else ()),
+                              *_resume(run))
         plan = json.loads((run / "run.json").read_text())["plan"]
         from embbert.tokenizer import sha256_file
 

@@ -12,8 +12,8 @@ import statistics
 import time
 from pathlib import Path
 
-from reproduce import (MAX_VAL_LOSS, MIN_AGREEMENT, Job, Setup, choose_quant_noise, cut_reason, graph_version, jobs,
-                       own_wall_s, pretrain_name, remaining, stale, sweep_rows, wall_s)
+from reproduce import (LEARNED_MARGIN, MAX_VAL_LOSS, MIN_AGREEMENT, Job, Setup, backbone, choose_quant_noise, cut_reason,
+                       graph_version, jobs, learned, own_wall_s, pretrain_name, remaining, stale, sweep_rows, wall_s)
 
 # Bianchi et al., EmbBERT (figures as collected in the team's notes): TinyNLP
 # average accuracy, fp32 and 8-bit, and the memory the paper gives for each.
@@ -74,9 +74,10 @@ class Results:
 
     def runs(self, model: str, task: str, init: str | None = "1x", qn: float | None = None,
              seeds: set[int] | None = None) -> list[dict]:
-        """Fine-tunes of `model` on `task`; init "1x"/"3x" is the model's own pretraining, None none;
-        `seeds`: only those seeds (each seed is also its own train/val/test split)."""
-        want_init = pretrain_name(model, int(init[0])) if init else None
+        """Fine-tunes of `model` on `task`; init "1x"/"3x" is the model's own pretraining (the
+        backbone its fine-tunes start from), None none; `seeds`: only those seeds (each seed
+        is also its own train/val/test split)."""
+        want_init = self.backbone(model, int(init[0])) if init else None
         want_qn = self.qn if qn is None else qn
         return [r for r in self.ft if r["model"] == model and r["task"] == task and r["init"] == want_init
                 and r["quant_noise"] == want_qn and (seeds is None or r["seed"] in seeds)]
@@ -117,6 +118,24 @@ class Results:
 
     def pretrain(self, name: str) -> dict | None:
         return self.done.get(f"pretrain-{name}")
+
+    def backbone(self, model: str, factor: int = 1) -> str:
+        """The pretraining `model`'s fine-tunes start from (a retry, where the first learned nothing)."""
+        return backbone(self.s, model, self.done, factor)[1]
+
+    def retries(self, models) -> str:
+        """A sentence for each of `models` whose first pretraining learned nothing."""
+        out = []
+        for model in models:
+            first, used = self.pretrain(pretrain_name(model)), self.pretrain(self.backbone(model))
+            if first is not None and used is not first:
+                state = (f"at {used['plan']['lr']:g} it reached {pct(used['mlm_eval_accuracy'])}"
+                         + ("" if learned(used) else ", still nothing learned") if used else
+                         f"its retry at {first['plan']['lr'] * self.s.retry_lr_factor:g} has not run yet")
+                out.append(f" {model}'s pretraining learned nothing at peak lr {first['plan']['lr']:g} (masked-token "
+                           f"accuracy {pct(first['mlm_eval_accuracy'])}, its unigram baseline "
+                           f"{pct(first['mlm_eval_unigram_accuracy'])}); {state}, and its fine-tunes start from that.")
+        return "".join(out)
 
 
 def memory_of(model: str) -> int:
@@ -266,7 +285,7 @@ def budget_plot(res: Results, path: Path, factors: list[int]) -> bool:
         for i, task in enumerate(res.s.tasks4):
             pts = []
             for f in factors:
-                pre = res.pretrain(pretrain_name(res.e, f))
+                pre = res.pretrain(res.backbone(res.e, f))
                 xs = res.acc([r for r in res.runs(res.e, task, f"{f}x") if r["seed"] == 0], "fp32")
                 if pre and xs:
                     pts.append((pre["tokens"] / 1e6, 100 * xs[0]))
@@ -298,7 +317,8 @@ def claims(res: Results) -> list[str]:
         out.append(f"**1. EmbBERT beats BERT and MAMBA at 2 MB: {overall([verdict(d) for d in vs.values()])}.** "
                    f"Average fp32 test accuracy on the four tasks, seeds {', '.join(map(str, sorted(both)))} of each: "
                    f"EmbBERT {pct(e_both)}, bert-2mb {pct(b)}, mamba-2mb {pct(m)}; EmbBERT is " + ", ".join(f"{d:+.2f} points from {k} ({verdict(d)})" for k, d in vs.items())
-                   + f". Held means ahead by more than {MARGIN:g} point, not held behind by more, unclear in between.")
+                   + f". Held means ahead by more than {MARGIN:g} point, not held behind by more, unclear in between."
+                   + res.retries((res.e, *res.s.baselines3)))
     extra = [task for task in res.s.all_tasks if task not in res.s.tasks4]  # news20: one seed, not in the average
     for task in extra:
         accs = {m: res.acc(res.runs(m, task, seeds={0}), "fp32") for m in (res.e, "bert-2mb", "mamba-2mb")}
@@ -326,25 +346,27 @@ def claims(res: Results) -> list[str]:
     abl["no pretraining"] = res.average(res.e, "fp32", init=None, seeds={0})
     if e0 is None or any(v is None for v in abl.values()):
         out.append(f"**3. Every component and the pretraining help (ablation): {MISSING}.** Measured so far: "
-                   + ", ".join(f"{k} {pct(v)}" for k, v in abl.items()) + f"; EmbBERT {pct(e0)}.")
+                   + ", ".join(f"{k} {pct(v)}" for k, v in abl.items()) + f"; EmbBERT {pct(e0)}."
+                   + res.retries(res.s.ablations))
     else:
         gain = {k: 100 * (e0 - v) for k, v in abl.items()}
         out.append(f"**3. Every component and the pretraining help (ablation): "
                    f"{overall([verdict(d) for d in gain.values()])}.** EmbBERT {pct(e0)} against "
                    + ", ".join(f"{k} {pct(abl[k])} (EmbBERT {d:+.2f}: {verdict(d)})" for k, d in gain.items())
-                   + f". Seed 0 on both sides; held means EmbBERT ahead by more than {MARGIN:g} point.")
+                   + f". Seed 0 on both sides; held means EmbBERT ahead by more than {MARGIN:g} point."
+                   + res.retries(res.s.ablations))
     sc = [(name, res.average(name, "fp32", seeds={0})) for name in res.scaling]  # one seed each
     measured = [(n, v) for n, v in sc if v is not None]
     if len(measured) < 3:
         out.append(f"**4. It scales from 0.65 MB to 39.71 MB: {MISSING}.** Measured so far: "
-                   + ", ".join(f"{n} {pct(v)}" for n, v in sc) + ".")
+                   + ", ".join(f"{n} {pct(v)}" for n, v in sc) + "." + res.retries(res.scaling))
     else:
         steps = [(a, b, 100 * (b[1] - a[1])) for a, b in zip(measured, measured[1:])]
         out.append(f"**4. It scales from 0.65 MB to 39.71 MB: {overall([verdict(d) for *_, d in steps])} over the "
                    "sizes measured** (embbert-big, 39.71 MB, is beyond this machine's budget): "
                    + ", ".join(f"{n} ({PAPER_SCALING_MB.get(n, '?')} MB) {pct(v)}" for n, v in measured)
                    + "; each step up: " + ", ".join(f"{a[0]} -> {b[0]} {d:+.2f} ({verdict(d)})" for a, b, d in steps)
-                   + ".")
+                   + "." + res.retries(res.scaling))
     e3 = res.average(res.e, "fp32", init="3x", seeds={0})
     tf0 = res.tfidf_average(seeds={0})  # the budget runs' splits (seed 0)
     if e3 is None or e0 is None:
@@ -464,13 +486,20 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
         "",
         "## Pretrainings",
         "",
-        "| pretraining | steps | tokens | wall | tokens/s | masked-token accuracy | unigram baseline | MLM loss |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Masked-token accuracy on held-out text; the unigram baseline always predicts the most frequent masked "
+        f"token. A pretraining learned something when it is at least {100 * LEARNED_MARGIN:g} point above that "
+        "baseline; one that did not at the shared peak lr runs once more at "
+        f"{s.retry_lr_factor or 0:g} of it, and its model's fine-tunes start from the retry.",
+        "",
+        "| pretraining | steps | tokens | peak lr | wall | tokens/s | masked-token accuracy | unigram baseline "
+        "| MLM loss | learned |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted((r for r in done.values() if r["kind"] == "pretrain"), key=lambda r: r["name"]):
-        lines.append(f"| {r['init']} | {r['steps']:,} | {r['tokens']:,} | {r['wall_time_s']:.0f} s | "
-                     f"{r['tokens_per_s']:,.0f} | {pct(r.get('mlm_eval_accuracy'))} | "
-                     f"{pct(r.get('mlm_eval_unigram_accuracy'))} | {r.get('mlm_eval_loss', '–')} |")
+        lines.append(f"| {r['init']} | {r['steps']:,} | {r['tokens']:,} | {r['plan']['lr']:g} | "
+                     f"{r['wall_time_s']:.0f} s | {r['tokens_per_s']:,.0f} | {pct(r.get('mlm_eval_accuracy'))} | "
+                     f"{pct(r.get('mlm_eval_unigram_accuracy'))} | {r.get('mlm_eval_loss', '–')} | "
+                     f"{'yes' if learned(r) else '**no**'} |")
     lines += ["", "## Pretraining budget (EmbBERT, seed 0, fp32 test accuracy %)", "",
               "| task | " + " | ".join(f"{f}x" for f in factors) + " | TF-IDF + LR |", "|---|" + "---:|" * (len(factors) + 1)]
     for task in s.tasks4:

@@ -248,6 +248,38 @@ def test_noise_rule_waits_for_stale_conversions_and_so_does_the_plan():
     assert not any("-s1-" in n or n.startswith("pretrain-bert") for n in plan)
 
 
+def _pretrained(model, accuracy, unigram=0.04, lr=0.005, init=None):
+    init = init or f"{model}-1x"
+    return {"name": f"pretrain-{init}", "kind": "pretrain", "model": model, "init": init, "plan": {"lr": lr},
+            "mlm_eval_accuracy": accuracy, "mlm_eval_unigram_accuracy": unigram}
+
+
+def test_a_pretraining_that_learned_nothing_runs_again_at_a_lower_lr_and_its_fine_tunes_follow():
+    from reproduce_report import Results
+
+    s, rows = _paper_sweep()
+    done = {r["name"]: r for r in rows}
+    done.update({r["name"]: r for r in (_pretrained("nanobert", 0.04), _pretrained("bert-efficient", 0.20))})
+    plan = {j.name: j for j in jobs(s, done)}
+    retry = plan["pretrain-nanobert-1x-lr0.001"]
+    assert retry.lr == pytest.approx(0.001) and retry.steps == s.steps_1x
+    assert f"ft-nanobert-1x-lr0.001-sms_spam-s0-qn0" in plan and "ft-nanobert-1x-sms_spam-s0-qn0" not in plan
+    assert plan["ft-nanobert-1x-lr0.001-sms_spam-s0-qn0"].needs == ("pretrain-nanobert-1x-lr0.001",)
+    assert "ft-bert-efficient-1x-sms_spam-s0-qn0" in plan and not any(n.startswith("pretrain-bert-efficient-1x-lr") for n in plan)
+    res = Results(done, s)
+    assert res.backbone("nanobert") == "nanobert-1x-lr0.001" and res.backbone("bert-efficient") == "bert-efficient-1x"
+    assert "learned nothing at peak lr 0.005 (masked-token accuracy 4.00, its unigram baseline 4.00); its retry at " \
+        "0.001 has not run yet" in res.retries(("nanobert", "bert-efficient"))
+    done["pretrain-nanobert-1x-lr0.001"] = _pretrained("nanobert", 0.15, lr=0.001, init="nanobert-1x-lr0.001")
+    assert "at 0.001 it reached 15.00, and its fine-tunes start from that." in Results(done, s).retries(("nanobert",))
+    done["pretrain-nanobert-1x-lr0.001"] = _pretrained("nanobert", 0.04, lr=0.001, init="nanobert-1x-lr0.001")
+    assert "at 0.001 it reached 4.00, still nothing learned" in Results(done, s).retries(("nanobert",))
+    assert [n for n in (j.name for j in jobs(s, done)) if n.startswith("pretrain-nanobert-1x")] == \
+        ["pretrain-nanobert-1x", "pretrain-nanobert-1x-lr0.001"]  # one retry, no third try
+    # The smoke study never retries: its few steps learn nothing by design.
+    assert setup("smoke").retry_lr_factor is None
+
+
 def test_cut_jobs_leave_the_plan():
     s, rows = _paper_sweep()
     s = replace(s, cuts={})  # the paper preset as if nothing were cut
@@ -292,7 +324,8 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
     res = SimpleNamespace(e="embbert", s=replace(s, ablations=("nanobert",)), qn=0.0, scaling=("embbert-nano", "embbert-tiny", "embbert"),
                           average=lambda m, p, init="1x", tasks=None, seeds=None: avg.get((m, init)),
                           tfidf_average=lambda like=None, init="1x", seeds=None: 0.85, common_seeds=lambda models: {0},
-                          runs=lambda *args, **kwargs: [], acc=lambda runs, precision: [])  # no news20 runs
+                          runs=lambda *args, **kwargs: [], acc=lambda runs, precision: [],  # no news20 runs
+                          retries=lambda models: "")
     text = "\n".join(claims(res))
     # ahead of bert-2mb by 1.5 (held), behind mamba-2mb by 0.5 (unclear): unclear overall
     assert "BERT and MAMBA at 2 MB: unclear.**" in text and "+1.50 points from bert-2mb (held)" in text
