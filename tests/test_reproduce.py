@@ -332,7 +332,7 @@ def test_claim_verdicts_hold_only_beyond_the_margin():
     assert "-0.50 points from mamba-2mb (unclear)" in text
     assert "pretraining help (ablation): held.**" in text  # nanobert -5, no pretraining -10
     assert "scales from 0.65 MB to 39.71 MB: held" in text and "embbert-tiny -> embbert +5.00 (held)" in text
-    assert "more pretraining helps, unclear.**" in text and "3x closes +0.30 of the 5.00-point gap" in text
+    assert "more pretraining helps, unclear.**" in text and "the gap to it is 5.00 points at 1x and 4.70 at 3x" in text
 
 
 def test_a_stopped_study_stops_its_running_jobs(tmp_path):
