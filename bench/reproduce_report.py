@@ -405,17 +405,19 @@ def time_section(done: dict, s: Setup) -> list[str]:
     todo = [(j, state, secs) for j, state, secs, _ in left if state != "cut"]
     waits = [secs for _, state, secs in todo if state == "waits"]
     cut = [(j, secs) for j, state, secs, _ in left if state == "cut"]
-    out = [f"**Machine time so far:** {sum(wall_s(r) for r in rows) / 3600:.2f} h, the sum of the wall times of the "
+    out = [f"**Machine time{' so far' if todo else ''}:** {sum(wall_s(r) for r in rows) / 3600:.2f} h, the sum of the "
+           "wall times of the "
            f"{len(rows)} finished jobs" + (f" (re-conversions included: {len(redone)})" if redone else "")
            + (f", from {span[0]} to {span[1]} (machine clock)" if span else "")
            + f"; jobs at once: {', '.join(map(str, at_once)) if rows else '–'} (each job one torch thread, niced, on a "
-           "2-core machine shared with other work).", "",
-           f"**What remains:** {len(todo)} jobs, about {sum(secs for _, _, secs in todo) / 3600:.1f} h of job time"
-           + (f", {len(waits)} of them ({sum(waits) / 3600:.1f} h) planned once the quant-noise level is chosen "
-              "(estimated at the current default)" if waits else "")
-           + ". Each estimate comes from the finished jobs of the same kind, model and task, else is scaled from "
-           "the nearest ones or a stated guess; `python bench/reproduce.py --plan` lists them.", "",
-           "**What was cut:** " + ("nothing so far." if not s.cuts else "")]
+           "2-core machine shared with other work).", ""]
+    if todo:
+        out += [f"**What remains:** {len(todo)} jobs, about {sum(secs for _, _, secs in todo) / 3600:.1f} h of job time"
+                + (f", {len(waits)} of them ({sum(waits) / 3600:.1f} h) planned once the quant-noise level is chosen "
+                   "(estimated at the current default)" if waits else "")
+                + ". Each estimate comes from the finished jobs of the same kind, model and task, else is scaled from "
+                "the nearest ones or a stated guess; `python bench/reproduce.py --plan` lists them.", ""]
+    out += ["**What was cut:** " + ("" if s.cuts else "nothing so far." if todo else "nothing.")]
     for pattern, why in s.cuts.items():
         gone = [secs for j, secs in cut if fnmatch.fnmatchcase(j.name, pattern)]
         out.append(f"- `{pattern}` ({len(gone)} jobs, about {sum(gone) / 3600:.1f} h): {why}")
@@ -439,7 +441,8 @@ def write_report(done: dict, s: Setup, doc: Path) -> Path:
         "`bench/results/reproduce/` (one per job); nothing here is typed by hand. Study: `bench/reproduce.py` "
         f"(preset `{s.preset}`); its wall time, what remains and what was cut: the last section.",
         "",
-        f"**Progress:** {len(finished)} of the {len(planned)} jobs planned so far have run"
+        (f"**Complete:** all {len(planned)} planned jobs have run" if res.qn is not None and len(finished) == len(planned)
+         else f"**Progress:** {len(finished)} of the {len(planned)} jobs planned so far have run")
         + ("" if res.qn is not None else " (the main table, baselines, ablation, scaling and budget jobs are planned "
            "once the quant-noise sweep has chosen the level)")
         + f". Last generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",

@@ -98,8 +98,9 @@ def test_smoke_study_every_stage_once_then_resumes_and_reports(serial):
         assert heading in text
     assert "not yet measured" in text  # the smoke study has no rt_reviews, no mamba-2mb, ...
     assert (tmp_path / "doc" / "results-memory.png").stat().st_size > 1000
-    assert "**What was cut:** nothing so far." in text and "Every planned job has run." in text
-    hours = float(re.search(r"\*\*Machine time so far:\*\* ([\d.]+) h", text)[1])
+    assert "**What was cut:** nothing." in text and "Every planned job has run." in text
+    assert "**Complete:** all" in text and "What remains" not in text
+    hours = float(re.search(r"\*\*Machine time:\*\* ([\d.]+) h", text)[1])
     assert hours == pytest.approx(sum(r["job_wall_s"] for r in rows.values()) / 3600, abs=0.006)
 
 
