@@ -127,8 +127,9 @@ class Results:
         """A sentence for each of `models` whose first pretraining learned nothing."""
         out = []
         for model in models:
-            first, used = self.pretrain(pretrain_name(model)), self.pretrain(self.backbone(model))
-            if first is not None and used is not first:
+            first, used_name = self.pretrain(pretrain_name(model)), self.backbone(model)
+            if first is not None and used_name != first["init"]:
+                used = self.pretrain(used_name)
                 state = (f"at {used['plan']['lr']:g} it reached {pct(used['mlm_eval_accuracy'])}"
                          + ("" if learned(used) else ", still nothing learned") if used else
                          f"its retry at {first['plan']['lr'] * self.s.retry_lr_factor:g} has not run yet")

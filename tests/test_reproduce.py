@@ -264,7 +264,7 @@ def test_a_pretraining_that_learned_nothing_runs_again_at_a_lower_lr_and_its_fin
     plan = {j.name: j for j in jobs(s, done)}
     retry = plan["pretrain-nanobert-1x-lr0.001"]
     assert retry.lr == pytest.approx(0.001) and retry.steps == s.steps_1x
-    assert f"ft-nanobert-1x-lr0.001-sms_spam-s0-qn0" in plan and "ft-nanobert-1x-sms_spam-s0-qn0" not in plan
+    assert "ft-nanobert-1x-lr0.001-sms_spam-s0-qn0" in plan and "ft-nanobert-1x-sms_spam-s0-qn0" not in plan
     assert plan["ft-nanobert-1x-lr0.001-sms_spam-s0-qn0"].needs == ("pretrain-nanobert-1x-lr0.001",)
     assert "ft-bert-efficient-1x-sms_spam-s0-qn0" in plan and not any(n.startswith("pretrain-bert-efficient-1x-lr") for n in plan)
     res = Results(done, s)
